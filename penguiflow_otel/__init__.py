@@ -1,0 +1,1 @@
+"""penguiflow_otel."""
