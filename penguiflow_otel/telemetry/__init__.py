@@ -1,0 +1,1 @@
+"""OpenTelemetry integration (filled in by the telemetry work)."""
