@@ -1,0 +1,175 @@
+"""The run's table on stdout and its JSON under ``bench/results/``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .runner import Outcome, Plan
+from .stats import summarise
+
+__all__ = ["FLOW_METRICS", "IMPORT_METRICS", "render", "summaries", "write_json"]
+
+FLOW_METRICS = ("msgs_per_s", "us_per_msg", "p50_ms", "p99_ms", "peak_rss_mb", "construct_us")
+IMPORT_METRICS = ("import_ms", "modules", "peak_rss_mb")
+Summaries = dict[str, dict[str, dict[str, Any]]]
+
+FLOW_HEADER = (
+    "scenario",
+    "impl",
+    "msgs/s",
+    "spread (min-max)",
+    "us/msg",
+    "p50 ms",
+    "p99 ms",
+    "RSS MB",
+    "vs upstream",
+    "vs asyncio",
+    "make us",
+)
+IMPORT_HEADER = ("scenario", "impl", "import ms", "spread (min-max)", "modules", "RSS MB", "vs upstream")
+
+
+def summaries(plan: Plan, outcomes: dict[str, dict[str, Outcome]]) -> Summaries:
+    """Per scenario and implementation: status, medians and spreads, and ratios to the references."""
+    out: Summaries = {}
+    for scenario in plan.scenarios:
+        flow = scenario.kind == "flow"
+        head = "msgs_per_s" if flow else "import_ms"
+        rows: dict[str, dict[str, Any]] = {}
+        for name, outcome in outcomes[scenario.name].items():
+            stats = summarise(outcome.samples, FLOW_METRICS if flow else IMPORT_METRICS)
+            rows[name] = {"status": outcome.status, "error": outcome.error, "stats": stats}
+        for row in rows.values():
+            for ref in ("upstream", "asyncio"):
+                row[f"vs_{ref}"] = _ratio(row, rows.get(ref), head)
+        out[scenario.name] = rows
+    return out
+
+
+def _ratio(row: dict[str, Any], ref: dict[str, Any] | None, metric: str) -> float | None:
+    if ref is None or row["status"] != "ok" or ref["status"] != "ok":
+        return None
+    mine, theirs = row["stats"].get(metric), ref["stats"].get(metric)
+    if not mine or not theirs or not theirs["median"]:
+        return None
+    return float(mine["median"] / theirs["median"])
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def _cell(stats: dict[str, Any], metric: str, digits: int = 2) -> str:
+    return _num(stats[metric]["median"], digits) if metric in stats else "-"
+
+
+def _spread(stats: dict[str, Any], metric: str, digits: int = 2) -> str:
+    s = stats.get(metric)
+    return f"{_num(s['low'], digits)}-{_num(s['high'], digits)}" if s else "-"
+
+
+def _ratio_cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _rows(plan: Plan, sums: Summaries, flow: bool) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for scenario in plan.scenarios:
+        if (scenario.kind == "flow") != flow:
+            continue
+        for impl, row in sums[scenario.name].items():
+            st = row["stats"]
+            if row["status"] != "ok":
+                rows.append((scenario.name, impl, f"{row['status']}: {row['error']}"))
+            elif flow:
+                rows.append(
+                    (
+                        scenario.name,
+                        impl,
+                        _cell(st, "msgs_per_s"),
+                        _spread(st, "msgs_per_s"),
+                        _cell(st, "us_per_msg"),
+                        _cell(st, "p50_ms"),
+                        _cell(st, "p99_ms"),
+                        _cell(st, "peak_rss_mb", 1),
+                        _ratio_cell(row["vs_upstream"]),
+                        _ratio_cell(row["vs_asyncio"]),
+                        _cell(st, "construct_us"),
+                    )
+                )
+            else:
+                rows.append(
+                    (
+                        scenario.name,
+                        impl,
+                        _cell(st, "import_ms", 1),
+                        _spread(st, "import_ms", 1),
+                        _cell(st, "modules", 0),
+                        _cell(st, "peak_rss_mb", 1),
+                        _ratio_cell(row["vs_upstream"]),
+                    )
+                )
+    return rows
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    full = [r for r in rows if len(r) == len(header)]
+    widths = [max(len(str(r[i])) for r in [header, *full]) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        if len(cells) != len(header):  # a status row: scenario, impl, then the message
+            return "  ".join([cells[0].ljust(widths[0]), cells[1].ljust(widths[1]), cells[2]])
+        left = [c.ljust(w) for c, w in zip(cells[:2], widths[:2], strict=True)]
+        return "  ".join(left + [c.rjust(w) for c, w in zip(cells[2:], widths[2:], strict=True)])
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule, *map(line, rows)])
+
+
+def render(plan: Plan, sums: Summaries) -> str:
+    """The human-readable report: one table for flow scenarios, one for import time."""
+    parts = []
+    flow_rows, import_rows = _rows(plan, sums, flow=True), _rows(plan, sums, flow=False)
+    if flow_rows:
+        parts.append(_table(FLOW_HEADER, flow_rows))
+        parts.append(
+            "medians over repetitions; spread is min-max of msgs/s; vs = throughput ratio (higher is "
+            "faster); make us = building one item alone"
+        )
+    if import_rows:
+        parts.append(_table(IMPORT_HEADER, import_rows))
+        parts.append("vs upstream = import-time ratio (lower is faster); asyncio row = `import asyncio`")
+    return "\n\n".join(parts)
+
+
+def write_json(
+    directory: Path,
+    meta: dict[str, Any],
+    plan: Plan,
+    outcomes: dict[str, dict[str, Outcome]],
+    sums: Summaries,
+) -> Path:
+    """Write every sample, summary and the run's metadata to ``directory/<UTC timestamp>.json``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    payload = {
+        "meta": meta,
+        "plan": {
+            "quick": plan.quick,
+            "reps": plan.reps,
+            "impls": [i.name for i in plan.impls],
+            "scenarios": {s.name: {**asdict(s), "messages_run": plan.messages(s)} for s in plan.scenarios},
+        },
+        "summary": sums,
+        "outcomes": {s: {i: asdict(o) for i, o in by.items()} for s, by in outcomes.items()},
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path

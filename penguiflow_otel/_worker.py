@@ -1,0 +1,561 @@
+"""The worker loop and the per-message algorithm (runtime.md section 7).
+
+User code runs inline in the worker task; no task is created per message. A trace cancellation
+cancels the worker task while it holds an item of that trace and sets ``cancel_requested``; the
+worker tells it from ``stop()`` by that flag, ``uncancel()``s itself and goes on with the next
+item. ``phase`` records what the worker is doing, so the one ``except CancelledError`` branch
+knows which telemetry handle is open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import warnings
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from ._controller import route_wm
+from ._dispatch import exception_repr, exception_text
+from ._edge import Floe, Inbox
+from ._errors import FlowError, FlowErrorCode
+from ._message import WM, FinalAnswer, Message
+from ._retry import backoff_delay, should_retry
+
+if TYPE_CHECKING:
+    from ._context import Context
+    from ._node import Node
+    from ._runner import PenguiFlow
+    from ._traces import TraceRecord
+
+__all__ = ["CURRENT_WORKER", "NodeRuntime", "WorkerState", "run_worker"]
+
+CURRENT_WORKER: ContextVar[WorkerState | None] = ContextVar("penguiflow_otel_worker", default=None)
+
+IDLE, HELD, ATTEMPT, BACKOFF, ROUTE, CANCELLING, DONE = range(7)
+_perf = time.perf_counter
+_INFO, _WARNING, _ERROR, _DEBUG = logging.INFO, logging.WARNING, logging.ERROR, logging.DEBUG
+
+
+class NodeRuntime:
+    """What the workers of one node share in one flow."""
+
+    __slots__ = ("ctx", "direct", "inbox", "inflight", "is_egress", "node", "out_floes", "self_floe")
+
+    def __init__(
+        self, node: Node, ctx: Context, inbox: Inbox, out_floes: list[Floe], is_egress: bool
+    ) -> None:
+        self.node = node
+        self.ctx = ctx
+        self.inbox = inbox
+        self.out_floes = out_floes
+        self.is_egress = is_egress
+        self.inflight = 0
+        self.direct = True
+        self.self_floe = next((floe for floe in out_floes if floe.target is node), None)
+
+
+class WorkerState:
+    """One worker: the item it holds, its phase, and its trace-cancel flag."""
+
+    __slots__ = (
+        "cancel_requested",
+        "handle",
+        "item",
+        "node_rt",
+        "phase",
+        "record",
+        "stamp",
+        "task",
+        "woke_fetch",
+    )
+
+    def __init__(self, node_rt: NodeRuntime) -> None:
+        self.node_rt = node_rt
+        self.task: asyncio.Task[None] | None = None
+        self.item: object = None
+        self.record: TraceRecord | None = None
+        self.stamp: object = None
+        self.handle: object = None
+        self.phase = IDLE
+        self.cancel_requested = False
+        self.woke_fetch = False
+
+
+async def run_worker(flow: PenguiFlow, rt: NodeRuntime, ws: WorkerState) -> None:
+    """Take items from the node's inbox forever; ``stop()`` ends it by cancellation."""
+    CURRENT_WORKER.set(ws)
+    inbox = rt.inbox
+    while True:
+        got = inbox.pop()
+        if got is None:
+            got = await inbox.get()
+        floe, (item, record, stamp) = got
+        ws.item, ws.record, ws.stamp, ws.handle, ws.phase = item, record, stamp, None, HELD
+        rt.inflight += 1
+        if record is not None:
+            record.inflight += 1
+        try:
+            await _process(flow, rt, ws, floe, item, record, stamp)
+        except asyncio.CancelledError:
+            if not _absorb_trace_cancel(flow, ws):
+                _interrupted_by_stop(flow, ws)
+                raise
+            await _trace_cancelled(flow, rt, ws)
+        rt.inflight -= 1
+        if record is not None:
+            record.inflight -= 1
+        ws.item = ws.record = ws.stamp = ws.handle = None
+        ws.phase = IDLE
+        if flow._finalize(record) and record is not None:
+            await flow._cancel_finish_event(record)
+        if ws.woke_fetch:
+            ws.woke_fetch = False
+            await asyncio.sleep(0)  # let the fetch we woke resume before our next item
+
+
+def _absorb_trace_cancel(flow: PenguiFlow, ws: WorkerState) -> bool:
+    if not ws.cancel_requested or flow._stopping:
+        return False
+    ws.cancel_requested = False
+    task = ws.task
+    if task is not None:
+        task.uncancel()
+    return True
+
+
+def _interrupted_by_stop(flow: PenguiFlow, ws: WorkerState) -> None:
+    if not flow._hooks_on:
+        return
+    if ws.phase == ATTEMPT:
+        flow._safe_hook(_attempt_ended, flow, ws.handle, "stopped", None, None, None)
+    elif ws.phase == ROUTE:
+        flow._safe_hook(flow._hooks.routed, ws.handle, "stopped", 0.0)
+
+
+def _attempt_ended(
+    flow: PenguiFlow,
+    handle: object,
+    outcome: Any,
+    exc: BaseException | None,
+    delay: float | None,
+    code: str | None,
+) -> None:
+    flow._hooks.attempt_ended(handle, outcome, exc, retry_delay_s=delay, failure_code=code)
+
+
+async def _trace_cancelled(flow: PenguiFlow, rt: NodeRuntime, ws: WorkerState) -> None:
+    """The held item's trace was cancelled: end the open handle, drop the item, report it."""
+    phase = ws.phase
+    ws.phase = CANCELLING
+    if flow._hooks_on:
+        if phase == ATTEMPT:
+            flow._safe_hook(_attempt_ended, flow, ws.handle, "cancelled", None, None, None)
+        elif phase == ROUTE:
+            flow._safe_hook(flow._hooks.routed, ws.handle, "cancelled", 0.0)
+        if phase != DONE:
+            flow._safe_hook(flow._hooks.dropped, flow, str(rt.node.name), ws.stamp, "cancelled", 1)
+    if phase == DONE:
+        return
+    trace_id = ws.record.trace_id if ws.record is not None else None
+    await flow._event("node_trace_cancelled", rt.node, trace_id, _INFO)
+
+
+async def _process(
+    flow: PenguiFlow,
+    rt: NodeRuntime,
+    ws: WorkerState,
+    floe: Floe,
+    item: object,
+    record: TraceRecord | None,
+    stamp: object,
+) -> None:
+    if flow._hooks_on:
+        flow._safe_hook(flow._hooks.dequeued, floe, stamp)
+    if isinstance(item, Message) and item.deadline_s is not None and flow._clock.time() > item.deadline_s:
+        await _deadline_skip(flow, rt, ws, item, record)
+        return
+    if record is not None and record.cancelled:
+        if flow._hooks_on:
+            flow._safe_hook(flow._hooks.dropped, flow, str(rt.node.name), stamp, "cancelled", 1)
+        ws.phase = DONE
+        await flow._event("trace_cancel_drop", rt.node, record.trace_id, _INFO)
+        return
+    await _attempts(flow, rt, ws, item, record, stamp)
+
+
+async def _deadline_skip(
+    flow: PenguiFlow, rt: NodeRuntime, ws: WorkerState, item: Message[Any], record: TraceRecord | None
+) -> None:
+    node = rt.node
+    if flow._hooks_on:
+        flow._safe_hook(flow._hooks.dropped, flow, str(node.name), ws.stamp, "deadline", 1)
+    ws.phase = ROUTE
+    await flow._event("deadline_skip", node, item.trace_id, _INFO, extra={"deadline_s": item.deadline_s})
+    payload = item.payload if isinstance(item.payload, FinalAnswer) else FinalAnswer(text="Deadline exceeded")
+    result = item.model_copy(update={"payload": payload})
+    await flow._deliver(_egress_floe(rt), node, result, record, ws.stamp, ws)
+    ws.phase = DONE
+
+
+def _egress_floe(rt: NodeRuntime) -> Floe | None:
+    if not rt.is_egress:
+        return None
+    for floe in rt.out_floes:
+        if floe._inbox is None:
+            return floe
+    return None  # pragma: no cover - an egress node always has its egress edge
+
+
+async def _attempts(
+    flow: PenguiFlow,
+    rt: NodeRuntime,
+    ws: WorkerState,
+    item: object,
+    record: TraceRecord | None,
+    stamp: object,
+) -> None:
+    node = rt.node
+    policy = node.policy
+    hooks_on = flow._hooks_on
+    deadline = item.deadline_s if isinstance(item, Message) else None
+    trace_id = getattr(item, "trace_id", None)
+    attempt = 0
+    previous: object = None
+    held_since = _perf()
+    while True:
+        if record is not None and record.cancelled:
+            await _trace_cancelled(flow, rt, ws)
+            return
+        timeout = policy.timeout_s
+        deadline_bound = False
+        if deadline is not None:
+            remaining = deadline - flow._clock.time()
+            if remaining <= 0:
+                await _deadline_passed(flow, rt, ws, item, record, attempt, held_since)
+                return
+            if timeout is None or remaining <= timeout:
+                timeout, deadline_bound = remaining, True
+        if flow._events.wants(_DEBUG):
+            await flow._event(
+                "node_start",
+                node,
+                trace_id,
+                _DEBUG,
+                attempt=attempt,
+                latency_ms=0.0,
+                extra=flow._item_extra(item),
+            )
+        ws.phase = ATTEMPT
+        handle = (
+            flow._safe_hook(flow._hooks.attempt_started, node, stamp, attempt, item, previous)
+            if hooks_on
+            else None
+        )
+        ws.handle = handle
+        started = _perf()
+        scope: asyncio.Timeout | None = None
+        try:
+            if timeout is None:
+                result = await _invoke(flow, rt, item, handle)
+            else:
+                scope = asyncio.timeout(timeout)
+                async with scope:
+                    result = await _invoke(flow, rt, item, handle)
+        except Exception as exc:
+            elapsed_ms = (_perf() - started) * 1000
+            fired = scope is not None and scope.expired()
+            if isinstance(exc, TimeoutError):
+                outcome = "deadline" if fired and deadline_bound else "timeout"
+            else:
+                outcome = "error"
+            retry = await _after_failure(
+                flow, rt, ws, item, record, exc, outcome, attempt, elapsed_ms, timeout if fired else None
+            )
+            if retry is None:
+                return
+            ws.phase = BACKOFF
+            await asyncio.sleep(retry)
+            attempt += 1
+            previous = handle
+            continue
+        ws.phase = ROUTE
+        await _route_and_succeed(flow, rt, ws, item, record, result, handle, attempt, started)
+        return
+
+
+async def _invoke(flow: PenguiFlow, rt: NodeRuntime, item: object, handle: object) -> object:
+    if not flow._hooks_on:
+        if rt.direct:
+            return await rt.node.func(item, rt.ctx)
+        return await rt.node.invoke(item, rt.ctx, registry=flow._registry)
+    token = flow._safe_hook(flow._hooks.enter_attempt, handle)
+    try:
+        if rt.direct:
+            return await rt.node.func(item, rt.ctx)
+        return await rt.node.invoke(item, rt.ctx, registry=flow._registry)
+    finally:
+        flow._safe_hook(flow._hooks.exit_attempt, token)
+
+
+async def _after_failure(
+    flow: PenguiFlow,
+    rt: NodeRuntime,
+    ws: WorkerState,
+    item: object,
+    record: TraceRecord | None,
+    exc: Exception,
+    outcome: str,
+    attempt: int,
+    elapsed_ms: float,
+    fired_timeout: float | None,
+) -> float | None:
+    """Report a failed attempt; return the backoff delay when it will be retried, else None."""
+    node = rt.node
+    policy = node.policy
+    trace_id = getattr(item, "trace_id", None)
+    is_wm = isinstance(item, Message) and isinstance(item.payload, WM)
+    delay: float | None = None
+    code: FlowErrorCode | None = None
+    if outcome == "deadline":
+        code = None if is_wm else FlowErrorCode.DEADLINE_EXCEEDED
+    else:
+        retryable, predicate_failed = should_retry(policy, exc)
+        if predicate_failed:
+            flow._consumer_failed("retry_on")
+        if retryable and attempt < policy.max_retries:
+            delay = backoff_delay(policy, attempt + 1)
+        else:
+            code = FlowErrorCode.NODE_TIMEOUT if outcome == "timeout" else FlowErrorCode.NODE_EXCEPTION
+    if flow._hooks_on:
+        flow._safe_hook(_attempt_ended, flow, ws.handle, outcome, exc, delay, code.value if code else None)
+    ws.phase = HELD
+    event_type = "node_error" if outcome == "error" else "node_timeout"
+    if flow._events.wants(_WARNING):
+        extra: dict[str, Any] = {"exception": exception_repr(exc)}
+        if outcome == "deadline":
+            extra["deadline_s"] = item.deadline_s  # type: ignore[attr-defined]
+        await flow._event(
+            event_type, node, trace_id, _WARNING, attempt=attempt, latency_ms=elapsed_ms, extra=extra
+        )
+    if delay is not None:
+        if flow._events.wants(_INFO):
+            await flow._event(
+                "node_retry",
+                node,
+                trace_id,
+                _INFO,
+                attempt=attempt + 1,
+                extra={"sleep_s": delay, "exception": exception_repr(exc)},
+            )
+        return delay
+    if code is None:  # a controller (WM) message past its deadline ends with a FinalAnswer
+        await _deliver_final(flow, rt, ws, item, record, "Deadline exceeded")
+        return None
+    error = _flow_error(node, item, code, exc, attempt, elapsed_ms, fired_timeout)
+    await _terminal(flow, rt, ws, item, record, error, exc)
+    return None
+
+
+def _flow_error(
+    node: Node,
+    item: object,
+    code: FlowErrorCode,
+    exc: BaseException | None,
+    attempt: int,
+    latency_ms: float | None,
+    fired_timeout: float | None,
+    elapsed_s: float | None = None,
+) -> FlowError:
+    metadata: dict[str, Any] = {"attempt": attempt}
+    if latency_ms is not None:
+        metadata["latency_ms"] = latency_ms
+    name = node.name
+    if code is FlowErrorCode.NODE_TIMEOUT:
+        timeout_s = node.policy.timeout_s
+        metadata["timeout_s"] = timeout_s
+        if timeout_s is not None:
+            message = f"Node '{name}' timed out after {timeout_s:.2f}s"
+        else:
+            message = exception_text(exc) if exc is not None else "timed out"
+    elif code is FlowErrorCode.DEADLINE_EXCEEDED:
+        metadata["deadline_s"] = getattr(item, "deadline_s", None)
+        seconds = elapsed_s if elapsed_s is not None else (latency_ms or 0.0) / 1000
+        message = f"Node '{name}' exceeded its deadline after {seconds:.2f}s"
+    else:
+        assert exc is not None
+        metadata["exception_repr"] = exception_repr(exc)
+        message = f"Node '{name}' raised {type(exc).__name__}: {exception_text(exc)}"
+    return FlowError(
+        trace_id=getattr(item, "trace_id", None),
+        node_name=name,
+        node_id=node.node_id,
+        code=code,
+        message=message,
+        original_exc=exc,
+        metadata=metadata,
+    )
+
+
+async def _terminal(
+    flow: PenguiFlow,
+    rt: NodeRuntime,
+    ws: WorkerState,
+    item: object,
+    record: TraceRecord | None,
+    error: FlowError,
+    exc: BaseException | None,
+) -> None:
+    """Report a terminal failure (``node_failed``) and deliver the error if errors go to the Rookery."""
+    if flow._events.wants(_ERROR):
+        extra = flow._item_extra(item)
+        extra["exception"] = exception_repr(exc) if exc is not None else error.message
+        extra["flow_error"] = error.to_payload()
+        await flow._event(
+            "node_failed",
+            rt.node,
+            error.trace_id,
+            _ERROR,
+            attempt=int(error.metadata.get("attempt", 0)),
+            latency_ms=error.metadata.get("latency_ms"),
+            extra=extra,
+            exc=exc,
+        )
+    if flow._emit_errors_to_rookery:
+        ws.phase = ROUTE
+        await flow._deliver(_egress_floe(rt), rt.node, error, record, ws.stamp, ws)
+    ws.phase = DONE
+
+
+async def _deadline_passed(
+    flow: PenguiFlow,
+    rt: NodeRuntime,
+    ws: WorkerState,
+    item: object,
+    record: TraceRecord | None,
+    attempt: int,
+    held_since: float,
+) -> None:
+    """F11: an attempt due to start after the deadline does not start."""
+    if isinstance(item, Message) and isinstance(item.payload, WM):
+        await _deliver_final(flow, rt, ws, item, record, "Deadline exceeded")
+        return
+    error = _flow_error(
+        rt.node,
+        item,
+        FlowErrorCode.DEADLINE_EXCEEDED,
+        None,
+        attempt,
+        None,
+        None,
+        elapsed_s=_perf() - held_since,
+    )
+    if flow._hooks_on:
+        flow._safe_hook(flow._hooks.failed, rt.node, ws.stamp, None, error.code, None, None)
+    await _terminal(flow, rt, ws, item, record, error, None)
+
+
+async def _deliver_final(
+    flow: PenguiFlow, rt: NodeRuntime, ws: WorkerState, item: object, record: TraceRecord | None, text: str
+) -> None:
+    assert isinstance(item, Message)
+    ws.phase = ROUTE
+    result = item.model_copy(update={"payload": FinalAnswer(text=text)})
+    await flow._deliver(_egress_floe(rt), rt.node, result, record, ws.handle, ws)
+    ws.phase = DONE
+
+
+async def _route_and_succeed(
+    flow: PenguiFlow,
+    rt: NodeRuntime,
+    ws: WorkerState,
+    item: object,
+    record: TraceRecord | None,
+    result: object,
+    handle: object,
+    attempt: int,
+    started: float,
+) -> None:
+    invoked = _perf() - started
+    try:
+        blocked = await _route(flow, rt, ws, item, record, result, handle)
+    except Exception as exc:  # F4: a routing failure is terminal, never retried
+        await _routing_failed(flow, rt, ws, item, record, exc, attempt, invoked * 1000)
+        return
+    if flow._hooks_on:
+        flow._safe_hook(flow._hooks.routed, handle, "ok", blocked)
+    ws.phase = DONE
+    if flow._events.wants(_INFO):
+        trace_id = getattr(item, "trace_id", None)
+        latency_ms = (_perf() - started) * 1000
+        await flow._event("node_success", rt.node, trace_id, _INFO, attempt=attempt, latency_ms=latency_ms)
+
+
+async def _routing_failed(
+    flow: PenguiFlow,
+    rt: NodeRuntime,
+    ws: WorkerState,
+    item: object,
+    record: TraceRecord | None,
+    exc: Exception,
+    attempt: int,
+    invoked_ms: float,
+) -> None:
+    node = rt.node
+    error = _flow_error(node, item, FlowErrorCode.NODE_EXCEPTION, exc, attempt, invoked_ms, None)
+    error.metadata["phase"] = "route"
+    if flow._hooks_on:
+        flow._safe_hook(flow._hooks.failed, node, ws.stamp, ws.handle, error.code, exc, "route")
+    ws.phase = HELD
+    if flow._events.wants(_WARNING):
+        await flow._event(
+            "node_error",
+            node,
+            getattr(item, "trace_id", None),
+            _WARNING,
+            attempt=attempt,
+            latency_ms=invoked_ms,
+            extra={"exception": exception_repr(exc), "phase": "route"},
+        )
+    await _terminal(flow, rt, ws, item, record, error, exc)
+
+
+async def _route(
+    flow: PenguiFlow,
+    rt: NodeRuntime,
+    ws: WorkerState,
+    item: object,
+    record: TraceRecord | None,
+    result: object,
+    handle: object,
+) -> float:
+    """Route a node's result once (runtime.md section 12); return seconds blocked on full queues."""
+    if result is None:
+        return 0.0
+    if flow._registry is not None and not isinstance(result, Message):
+        _warn_message_to_message(flow, rt)
+    if isinstance(result, Message):
+        payload = result.payload
+        if isinstance(payload, FinalAnswer):
+            return await flow._deliver(_egress_floe(rt), rt.node, result, record, handle, ws)
+        if isinstance(payload, WM):
+            return await route_wm(flow, rt, ws, item, record, result, payload, handle)
+    blocked = 0.0
+    for floe in rt.out_floes:
+        blocked += await flow._send(floe, result, record, handle, ws)
+    return blocked
+
+
+def _warn_message_to_message(flow: PenguiFlow, rt: NodeRuntime) -> None:
+    registry = flow._registry
+    name = str(rt.node.name)
+    if registry is None or rt.node.policy.validate == "none" or not registry.has(name):
+        return
+    _, out_model = registry.models(name)
+    if isinstance(out_model, type) and issubclass(out_model, Message):
+        warnings.warn(
+            f"Node '{name}' is registered as Message -> Message but returned a non-Message result",
+            RuntimeWarning,
+            stacklevel=2,
+        )

@@ -1,0 +1,26 @@
+"""The flow runtime: ``PenguiFlow``, contexts, endpoints and edges."""
+
+from ._context import Context
+from ._edge import Floe
+from ._errors import CycleError, TenantMismatch, TraceCancelled
+from ._graph import OPEN_SEA, ROOKERY, Endpoint
+from ._playbook import PlaybookFactory, call_playbook
+from ._runner import DEFAULT_QUEUE_MAXSIZE, PenguiFlow, create
+from ._statistics import FlowStatistics
+
+__all__ = [
+    "DEFAULT_QUEUE_MAXSIZE",
+    "OPEN_SEA",
+    "ROOKERY",
+    "Context",
+    "CycleError",
+    "Endpoint",
+    "Floe",
+    "FlowStatistics",
+    "PenguiFlow",
+    "PlaybookFactory",
+    "TenantMismatch",
+    "TraceCancelled",
+    "call_playbook",
+    "create",
+]

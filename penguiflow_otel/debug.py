@@ -1,0 +1,5 @@
+"""Debugging helpers: :func:`format_flow_event`."""
+
+from ._events import format_flow_event as format_flow_event
+
+__all__ = ["format_flow_event"]

@@ -1,0 +1,5 @@
+"""The runtime's exceptions and stable error codes."""
+
+from ._errors import CycleError, FlowError, FlowErrorCode, TenantMismatch, TraceCancelled
+
+__all__ = ["CycleError", "FlowError", "FlowErrorCode", "TenantMismatch", "TraceCancelled"]

@@ -1,0 +1,5 @@
+"""Runtime events: :class:`FlowEvent`."""
+
+from ._events import FlowEvent as FlowEvent
+
+__all__ = ["FlowEvent"]

@@ -1,0 +1,5 @@
+"""Nodes and their policies."""
+
+from ._node import Node, NodePolicy
+
+__all__ = ["Node", "NodePolicy"]

@@ -1,0 +1,5 @@
+"""Flow patterns: concurrent mapping, joins and routers."""
+
+from ._patterns import join_k, map_concurrent, predicate_router, union_router
+
+__all__ = ["join_k", "map_concurrent", "predicate_router", "union_router"]

@@ -1,0 +1,5 @@
+"""Model registry: per-node validation models."""
+
+from ._registry import ModelRegistry as ModelRegistry
+
+__all__ = ["ModelRegistry"]

@@ -1,0 +1,7 @@
+"""State stores: persisted runtime events."""
+
+from ._state import RemoteBinding as RemoteBinding
+from ._state import StateStore as StateStore
+from ._state import StoredEvent as StoredEvent
+
+__all__ = ["RemoteBinding", "StateStore", "StoredEvent"]

@@ -1,0 +1,5 @@
+"""Flow diagrams: Mermaid and Graphviz DOT."""
+
+from ._viz import flow_to_dot, flow_to_mermaid
+
+__all__ = ["flow_to_dot", "flow_to_mermaid"]
