@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .impls import IMPLS
-from .machine import describe
+from .machine import describe, load_average
 from .report import render, summaries, write_json
 from .runner import Plan, run, selected_impls
 from .scenarios import PLANNED, SCENARIOS
@@ -54,11 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     meta = describe()
     outcomes = run(plan)
+    meta["load_after"] = load_average()
     sums = summaries(plan, outcomes)
     print(render(plan, sums))
-    print(
-        f"\n{meta['date']}  commit {meta['commit'][:12]}{' (dirty)' if meta['dirty'] else ''}  {meta['cpu']}"
-    )
+    dirty = " (dirty)" if meta["dirty"] else ""
+    print(f"\n{meta['date']}  commit {meta['commit'][:12]}{dirty}  {meta['cpu']} x{meta['cpus']}")
+    print(f"load average before {meta['load_before']}, after {meta['load_after']}")
     path = write_json(RESULTS, meta, plan, outcomes, sums)
     print(f"{'QUICK run: not for the README. ' if plan.quick else ''}JSON: {path}")
     failed = any(o.status == "failed" for by in outcomes.values() for o in by.values())

@@ -12,7 +12,7 @@ from typing import Any
 from .impls import ROOT
 from .upstream_env import UPSTREAM_PIN
 
-__all__ = ["describe"]
+__all__ = ["describe", "load_average"]
 
 
 def _cpu_model() -> str:
@@ -36,6 +36,14 @@ def _git(*args: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
+def load_average() -> list[float]:
+    """1-, 5- and 15-minute load averages; other work on the machine skews a run."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
 def describe() -> dict[str, Any]:
     """Metadata that a README table built from this run must quote."""
     return {
@@ -48,4 +56,5 @@ def describe() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "python_implementation": platform.python_implementation(),
         "upstream_pin": f"penguiflow=={UPSTREAM_PIN}",
+        "load_before": load_average(),
     }

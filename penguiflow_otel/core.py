@@ -9,16 +9,16 @@ from ._runner import DEFAULT_QUEUE_MAXSIZE, PenguiFlow, create
 from ._statistics import FlowStatistics
 
 __all__ = [
-    "DEFAULT_QUEUE_MAXSIZE",
-    "OPEN_SEA",
-    "ROOKERY",
     "Context",
     "CycleError",
+    "DEFAULT_QUEUE_MAXSIZE",
     "Endpoint",
     "Floe",
     "FlowStatistics",
+    "OPEN_SEA",
     "PenguiFlow",
     "PlaybookFactory",
+    "ROOKERY",
     "TenantMismatch",
     "TraceCancelled",
     "call_playbook",

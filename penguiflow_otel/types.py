@@ -2,4 +2,12 @@
 
 from ._message import WM, FinalAnswer, Headers, Message, PlanStep, StreamChunk, Thought
 
-__all__ = ["WM", "FinalAnswer", "Headers", "Message", "PlanStep", "StreamChunk", "Thought"]
+__all__ = [
+    "FinalAnswer",
+    "Headers",
+    "Message",
+    "PlanStep",
+    "StreamChunk",
+    "Thought",
+    "WM",
+]
