@@ -131,6 +131,22 @@ async def test_recorded_events_are_the_traces_events_in_order() -> None:
     ]
 
 
+async def test_events_of_a_trace_started_inside_the_flow_are_recorded_too() -> None:
+    """A node that emits a message with a new trace id gets that trace's events recorded as well."""
+
+    async def fork(message: Any, ctx: Context) -> Message[Any]:
+        return Message(payload=message.payload, headers=message.headers)
+
+    flow = create(Node(fork, name="fork").to(Node(shout, name="tail")))
+    message = make_message()
+
+    result = await testkit.run_one(flow, message)
+
+    assert result.trace_id != message.trace_id
+    testkit.assert_node_sequence(message.trace_id, ["fork"])
+    testkit.assert_node_sequence(result.trace_id, ["tail"])
+
+
 def test_recorded_events_are_empty_for_an_unknown_trace() -> None:
     """A trace that run_one never saw has no recorded events."""
     assert testkit.get_recorded_events("0" * 31 + "1") == ()
