@@ -18,7 +18,7 @@ ValidateMode: TypeAlias = Literal["both", "in", "out", "none"]
 RetryOn: TypeAlias = (
     type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool] | None
 )
-NodeFunc: TypeAlias = Callable[[object, "Context"], Awaitable[object]]
+NodeFunc: TypeAlias = Callable[..., Awaitable[object]]
 
 _VALIDATE_MODES = ("both", "in", "out", "none")
 
