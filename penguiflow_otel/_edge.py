@@ -16,12 +16,13 @@ if TYPE_CHECKING:
     from ._node import Node
     from ._traces import TraceRecord
 
-__all__ = ["Entry", "Floe", "Inbox"]
+__all__ = ["Entry", "Floe", "Inbox", "wake_first"]
 
 Entry: TypeAlias = "tuple[object, TraceRecord | None, object]"
 
 
-def _wake_first(waiters: deque[asyncio.Future[None]]) -> None:
+def wake_first(waiters: deque[asyncio.Future[None]]) -> None:
+    """Resolve the first waiter that is still waiting."""
     while waiters:
         fut = waiters.popleft()
         if not fut.done():
@@ -67,7 +68,7 @@ class Floe:
         items.append(entry)
         inbox = self._inbox
         if inbox is not None and inbox.getters:
-            _wake_first(inbox.getters)
+            wake_first(inbox.getters)
         return True
 
     async def wait_for_room(self, first: bool) -> None:
@@ -87,7 +88,7 @@ class Floe:
     def wake_putter(self) -> None:
         """Wake the first producer waiting for room, if any."""
         if self._putters:
-            _wake_first(self._putters)
+            wake_first(self._putters)
 
     def remove_where(self, keep: object) -> list[Entry]:
         """Remove and return every queued entry whose trace record is ``keep``; wake producers."""
@@ -131,7 +132,7 @@ class Inbox:
                 return None
             entry = items.popleft()
             if floe._putters:
-                _wake_first(floe._putters)
+                wake_first(floe._putters)
             return floe, entry
         start = self._next
         for offset in range(count):
@@ -141,7 +142,7 @@ class Inbox:
                 self._next = (start + offset + 1) % count
                 entry = items.popleft()
                 if floe._putters:
-                    _wake_first(floe._putters)
+                    wake_first(floe._putters)
                 return floe, entry
         return None
 
@@ -158,7 +159,7 @@ class Inbox:
                 await fut
             except asyncio.CancelledError:
                 if fut.done() and not fut.cancelled():
-                    _wake_first(self.getters)  # pass the wake-up on to another worker
+                    wake_first(self.getters)  # pass the wake-up on to another worker
                 raise
 
     def pending_items(self) -> int:

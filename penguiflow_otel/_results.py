@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
+from ._edge import wake_first
 from ._traces import TraceRecord
 
 if TYPE_CHECKING:
@@ -52,11 +53,18 @@ class PlainWaiter:
 
 
 def _wake_first(waiters: deque[asyncio.Future[None]] | None) -> None:
+    if waiters:
+        wake_first(waiters)
+
+
+def _hand_to_trace_waiter(record: TraceRecord, entry: ResultEntry) -> bool:
+    waiters = record.fetch_waiters
     while waiters:
         fut = waiters.popleft()
         if not fut.done():
-            fut.set_result(None)
-            return
+            fut.set_result(entry)
+            return True
+    return False
 
 
 class ResultStore:
@@ -77,18 +85,11 @@ class ResultStore:
         """Deliver ``entry`` if a waiter takes it or there is room: ``(delivered, woke_a_fetch)``."""
         record = entry.record
         if record is not None and record.claimed:
-            waiters = record.fetch_waiters
-            while waiters:
-                fut = waiters.popleft()
-                if not fut.done():
-                    fut.set_result(entry)
-                    return True, True
-            return self._buffer_traced(record, entry, plain=False), False
-        for waiter in self.plain_waiters:
-            if not waiter.future.done() and waiter.accepts(entry):
-                self.plain_waiters.remove(waiter)
-                waiter.future.set_result(entry)
+            if _hand_to_trace_waiter(record, entry):
                 return True, True
+            return self._buffer_traced(record, entry, plain=False), False
+        if self._hand_to_plain_waiter(entry):
+            return True, True
         if record is None:
             if 0 < self.untraced_capacity <= self.untraced:
                 return False, False
@@ -96,6 +97,14 @@ class ResultStore:
             self.plain.append(entry)
             return True, False
         return self._buffer_traced(record, entry, plain=True), False
+
+    def _hand_to_plain_waiter(self, entry: ResultEntry) -> bool:
+        for waiter in self.plain_waiters:
+            if not waiter.future.done() and waiter.accepts(entry):
+                self.plain_waiters.remove(waiter)
+                waiter.future.set_result(entry)
+                return True
+        return False
 
     def _buffer_traced(self, record: TraceRecord, entry: ResultEntry, *, plain: bool) -> bool:
         results = record.results
@@ -178,22 +187,14 @@ class ResultStore:
         """Return a handed-off result whose fetch was cancelled to the front of its buffer."""
         record = entry.record
         if record is not None and record.claimed:
-            waiters = record.fetch_waiters
-            while waiters:
-                fut = waiters.popleft()
-                if not fut.done():
-                    fut.set_result(entry)
-                    return
-            if record.results is None:
-                record.results = deque()
-            record.results.appendleft(entry)
-            self.buffered_traces.add(record)
+            if not _hand_to_trace_waiter(record, entry):
+                if record.results is None:
+                    record.results = deque()
+                record.results.appendleft(entry)
+                self.buffered_traces.add(record)
             return
-        for waiter in self.plain_waiters:
-            if not waiter.future.done() and waiter.accepts(entry):
-                self.plain_waiters.remove(waiter)
-                waiter.future.set_result(entry)
-                return
+        if self._hand_to_plain_waiter(entry):
+            return
         self.plain.appendleft(entry)
         if record is None:
             self.untraced += 1

@@ -21,7 +21,7 @@ from ._cancel import cancel_trace, drain_flow, stop_flow
 from ._clock import SYSTEM_CLOCK, Clock
 from ._context import _EMPTY, Context, Target
 from ._dispatch import CORE_LOGGER, EventSink
-from ._edge import Floe
+from ._edge import Floe, wake_first
 from ._errors import FlowError, FlowErrorCode, TenantMismatch, TraceCancelled
 from ._events import FlowEvent
 from ._graph import OPEN_SEA, ROOKERY, Endpoint, build_graph
@@ -635,11 +635,10 @@ class PenguiFlow(Accounting):
         inbox.getters.append(fut)
         try:
             await fut
-        finally:
-            if fut.done() and not fut.cancelled() and inbox.pop is not None and inbox.pending_items():
-                from ._edge import _wake_first
-
-                _wake_first(inbox.getters)
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                wake_first(inbox.getters)  # the wake-up we got belongs to another waiter now
+            raise
 
     def _chunk_emitted(self, owner: Node | Endpoint, chunk: object) -> None:
         if self._hooks_on:
