@@ -67,6 +67,12 @@ class Accounting:
             return hook(*args)
         except Exception:  # hooks must never raise; a broken one costs telemetry, not the flow
             CORE_LOGGER.debug("telemetry_hook_failed", exc_info=True)
+            counter = getattr(self._hooks, "instrumentation_error", None)
+            if counter is not None:
+                try:
+                    counter()
+                except Exception:
+                    CORE_LOGGER.debug("telemetry_error_count_failed", exc_info=True)
             return None
 
     def _consumer_failed(self, kind: str) -> None:

@@ -141,8 +141,11 @@ def _attempt_ended(
     exc: BaseException | None,
     delay: float | None,
     code: str | None,
+    timeout_s: float | None = None,
 ) -> None:
-    flow._hooks.attempt_ended(handle, outcome, exc, retry_delay_s=delay, failure_code=code)
+    flow._hooks.attempt_ended(
+        handle, outcome, exc, retry_delay_s=delay, failure_code=code, timeout_s=timeout_s
+    )
 
 
 async def _trace_cancelled(flow: PenguiFlow, rt: NodeRuntime, ws: WorkerState) -> None:
@@ -264,6 +267,9 @@ async def _attempts(
                 async with scope:
                     result = await _invoke(flow, rt, item, handle)
         except Exception as exc:
+            if ws.cancel_requested and _absorb_trace_cancel(flow, ws):
+                await _trace_cancelled(flow, rt, ws)  # user code swallowed the trace cancel, then raised
+                return
             elapsed_ms = (_perf() - started) * 1000
             fired = scope is not None and scope.expired()
             if isinstance(exc, TimeoutError):
@@ -280,6 +286,9 @@ async def _attempts(
             attempt += 1
             previous = handle
             continue
+        if ws.cancel_requested and _absorb_trace_cancel(flow, ws):
+            await _trace_cancelled(flow, rt, ws)  # a value returned after swallowing the cancel is discarded
+            return
         ws.phase = ROUTE
         await _route_and_succeed(flow, rt, ws, item, record, result, handle, attempt, started)
         return
@@ -329,7 +338,9 @@ async def _after_failure(
         else:
             code = FlowErrorCode.NODE_TIMEOUT if outcome == "timeout" else FlowErrorCode.NODE_EXCEPTION
     if flow._hooks_on:
-        flow._safe_hook(_attempt_ended, flow, ws.handle, outcome, exc, delay, code.value if code else None)
+        flow._safe_hook(
+            _attempt_ended, flow, ws.handle, outcome, exc, delay, code.value if code else None, fired_timeout
+        )
     ws.phase = HELD
     event_type = "node_error" if outcome == "error" else "node_timeout"
     if flow._events.wants(_WARNING):

@@ -8,7 +8,7 @@ attempt handle, context token) and hands them back; it never inspects them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 __all__ = [
     "NO_OP_HOOKS",
@@ -51,6 +51,7 @@ class TelemetryHooks(Protocol):
         *,
         retry_delay_s: float | None,
         failure_code: str | None,
+        timeout_s: float | None = None,
     ) -> None: ...
     def routed(self, attempt: object, outcome: RoutedOutcome, blocked_s: float) -> None: ...
     def failed(
@@ -117,6 +118,7 @@ class NoOpHooks:
         *,
         retry_delay_s: float | None,
         failure_code: str | None,
+        timeout_s: float | None = None,
     ) -> None:
         return None
 
@@ -153,9 +155,14 @@ class NoOpHooks:
 NO_OP_HOOKS = NoOpHooks()
 
 
-def resolve_hooks(flow: object) -> TelemetryHooks:
-    """The hooks a flow uses until it stops.
+def resolve_hooks(flow: Any) -> TelemetryHooks:
+    """The hooks a flow uses until it stops: ``OTelHooks`` when a provider is resolved, else no-ops."""
+    from ._resolve import resolve_providers
 
-    Until the OpenTelemetry hook implementation lands this is always :data:`NO_OP_HOOKS`.
-    """
-    return NO_OP_HOOKS
+    providers = resolve_providers()
+    if providers.tracer_provider is None and providers.meter_provider is None:
+        return NO_OP_HOOKS
+    from ._hooks import OTelHooks
+
+    hooks: TelemetryHooks = OTelHooks(flow, providers.tracer_provider, providers.meter_provider)
+    return hooks

@@ -1,5 +1,6 @@
 """Test doubles for code built on penguiflow_otel."""
 
-from ._clock import ManualClock as ManualClock
+from ._capture import TelemetryCapture, capture_telemetry
+from ._clock import ManualClock
 
-__all__ = ["ManualClock"]
+__all__ = ["ManualClock", "TelemetryCapture", "capture_telemetry"]
