@@ -246,6 +246,8 @@ def join_timer_tasks(flow: PenguiFlow) -> list[asyncio.Task[object]]:
 def _normalise_targets(ctx: Context, targets: Any) -> list[Node]:
     if isinstance(targets, Node | str):
         targets = [targets]
+    elif not isinstance(targets, Iterable):
+        raise TypeError("Targets must be Node or str")
     candidates = [node for node in getattr(ctx, "_outgoing", {}) if isinstance(node, Node)]
     resolved: list[Node] = []
     for target in targets:
