@@ -1,17 +1,21 @@
-"""``penguiflow-otel demo``: the bundled flow, run with no backend.
+"""``penguiflow-otel demo``: the bundled flow with real telemetry and no backend.
 
-receive -> fan-out to three branches (``enrich`` fails once and succeeds on retry, ``stream``
-emits status chunks to ``progress``, which hands them to the caller, ``score``) -> ``join_k(3)``
--> ``render``. One trace is cancelled mid-flight.
-The report shows the outcome counts and the queue and in-flight gauges read from the live flow.
+Graph: receive -> fan-out to three branches (``enrich`` fails once per trace and succeeds on
+retry; ``stream`` sends status chunks to ``progress``, which hands them to the caller; ``score``)
+-> ``join_k(3)`` -> ``render``. One trace is cancelled mid-flight. Spans go as JSON lines to a
+file (or over OTLP/HTTP with ``--otlp``); ``/metrics`` is served on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .._context import Context
@@ -20,14 +24,30 @@ from .._message import FinalAnswer, Headers, Message, StreamChunk
 from .._node import Node, NodePolicy
 from .._patterns import join_k
 from .._runner import PenguiFlow
-from .._statistics import FlowStatistics
+from ._recorder import TraceRecorder
+from ._report import gauge_table, render_tree, span_tree
 
-__all__ = ["build_demo_flow", "run_demo"]
+__all__ = ["DemoOptions", "build_demo_flow", "build_stalled_flow", "run_demo"]
+
+DEFAULT_TRACES_FILE = "penguiflow-demo-traces.jsonl"
 
 
-def build_demo_flow(hold: asyncio.Event | None = None) -> PenguiFlow:
-    """The demo graph; ``hold``, when given, keeps ``render`` waiting (a stalled sink)."""
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """The demo's command-line options."""
+
+    messages: int = 20
+    as_json: bool = False
+    serve: bool = False
+    port: int = 0
+    otlp: str | None = None
+    traces_file: str = DEFAULT_TRACES_FILE
+
+
+def build_demo_flow() -> PenguiFlow:
+    """The demo graph (flow name ``demo``)."""
     failed_once: set[str] = set()
+    nodes: dict[str, Node] = {}
 
     async def receive(message: Message[Any], ctx: Context) -> Message[Any]:
         return message
@@ -55,21 +75,18 @@ def build_demo_flow(hold: asyncio.Event | None = None) -> PenguiFlow:
         return message.model_copy(update={"payload": len(str(message.payload))})
 
     async def render(message: Message[Any], ctx: Context) -> Message[Any]:
-        if hold is not None:
-            await hold.wait()
         parts = ", ".join(str(part) for part in message.payload)
         return message.model_copy(update={"payload": FinalAnswer(text=parts)})
 
-    retry = NodePolicy(max_retries=2, backoff_base=0.001)
-    nodes = {
-        "receive": Node(receive, name="receive"),
-        "enrich": Node(enrich, name="enrich", policy=retry),
-        "stream": Node(stream, name="stream"),
-        "score": Node(score, name="score"),
-        "progress": Node(progress, name="progress"),
-        "join": join_k("join", 3, timeout_s=5.0),
-        "render": Node(render, name="render"),
-    }
+    nodes.update(
+        receive=Node(receive, name="receive"),
+        enrich=Node(enrich, name="enrich", policy=NodePolicy(max_retries=2, backoff_base=0.001)),
+        stream=Node(stream, name="stream"),
+        score=Node(score, name="score"),
+        progress=Node(progress, name="progress"),
+        join=join_k("join", 3, timeout_s=5.0),
+        render=Node(render, name="render"),
+    )
     return PenguiFlow(
         nodes["receive"].to(nodes["enrich"], nodes["stream"], nodes["score"]),
         nodes["enrich"].to(nodes["join"]),
@@ -83,93 +100,256 @@ def build_demo_flow(hold: asyncio.Event | None = None) -> PenguiFlow:
     )
 
 
-def _gauges(stats: FlowStatistics) -> dict[str, Any]:
-    return {
-        "queues": [
-            {"queue": name, "size": stats.edge_size[name], "capacity": stats.edge_capacity[name]}
-            for name in stats.edge_size
-        ],
-        "in_flight": dict(stats.node_inflight),
-        "active_traces": stats.active_traces,
-    }
+def build_stalled_flow(hold: asyncio.Event) -> PenguiFlow:
+    """``intake -> sink`` where the sink waits on ``hold``: its input queue fills to capacity."""
+
+    async def intake(message: Message[Any], ctx: Context) -> Message[Any]:
+        return message
+
+    async def sink(message: Message[Any], ctx: Context) -> Message[Any]:
+        await hold.wait()
+        return message
+
+    intake_node, sink_node = Node(intake, name="intake"), Node(sink, name="sink")
+    return PenguiFlow(intake_node.to(sink_node), sink_node.to(), queue_maxsize=8, name="demo_stalled")
+
+
+# Telemetry set-up ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Telemetry:
+    handle: Any
+    registry: Any
+    server: Any
+    metrics_url: str
+    recorder: TraceRecorder
+    traces_file: Path | None
+
+
+def _start_telemetry(options: DemoOptions) -> _Telemetry:
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from .. import telemetry
+
+    registry = CollectorRegistry()
+    traces_file = None if options.otlp else Path(options.traces_file).resolve()
+    if traces_file is not None:
+        traces_file.write_text("")
+    handle = telemetry.configure(
+        service_name=os.environ.get("OTEL_SERVICE_NAME", "penguiflow-demo"),
+        traces="otlp" if options.otlp else "jsonl",
+        traces_file=str(traces_file) if traces_file is not None else None,
+        otlp_endpoint=options.otlp,
+        otlp_protocol="http/protobuf" if options.otlp else None,
+        metrics=("prometheus",),
+        prometheus_port=0,
+        prometheus_registry=registry,
+    )
+    recorder = TraceRecorder()
+    provider = handle.tracer_provider
+    if provider is not None and hasattr(provider, "add_span_processor"):
+        provider.add_span_processor(recorder)
+    host = os.environ.get("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1")
+    server, _thread = start_http_server(options.port, addr=host, registry=registry)
+    url = f"http://{host}:{server.server_port}/metrics"
+    return _Telemetry(handle, registry, server, url, recorder, traces_file)
+
+
+async def _stop_telemetry(tel: _Telemetry) -> None:
+    from .. import telemetry
+
+    await telemetry.shutdown(timeout=5.0)
+    tel.server.shutdown()
+    tel.server.server_close()
+
+
+# Running ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Run:
+    progress: int = 0
+    chunks: int = 0
+    gauges: dict[str, Any] | None = None
 
 
 async def _one_trace(
-    flow: PenguiFlow,
-    index: int,
-    cancel: bool,
-    progress: list[int],
-    chunks: list[int],
-    snapshot: list[FlowStatistics],
+    flow: PenguiFlow, message: Message[Any], cancel: bool, run: _Run, tel: _Telemetry
 ) -> str:
-    message: Message[Any] = Message(payload=f"order-{index}", headers=Headers(tenant="demo"))
     await flow.emit(message, trace_id=message.trace_id)
     try:
         while True:
             result = await flow.fetch(trace_id=message.trace_id)
             payload = getattr(result, "payload", result)
             if isinstance(payload, StreamChunk):
-                chunks[0] += 1
+                run.chunks += 1
                 if cancel:
-                    snapshot.append(flow.statistics())
+                    from prometheus_client import generate_latest
+
+                    run.gauges = gauge_table(generate_latest(tel.registry).decode(), flow.name)
                     await flow.cancel(message.trace_id)
                 continue
             return "ok" if isinstance(payload, FinalAnswer) else "error"
     except TraceCancelled:
         return "cancelled"
     finally:
-        progress[0] += 1
+        run.progress += 1
 
 
-async def _progress(progress: list[int], total: int, stream: Any) -> None:
+async def _ticker(run: _Run, total: int) -> None:
     while True:
-        stream.write(f"\rprocessed {progress[0]}/{total} traces")
-        stream.flush()
+        sys.stdout.write(f"\rprocessed {run.progress}/{total} traces")
+        sys.stdout.flush()
         await asyncio.sleep(0.1)
 
 
-async def run_demo(*, messages: int, as_json: bool) -> int:
-    """Run the demo flow, print the report, return the exit code."""
-    started = time.perf_counter()
+def _metric_summary(text: str, flow: str) -> dict[str, Any]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    summary: dict[str, dict[str, float]] = {}
+    wanted = {
+        "penguiflow_node_duration_seconds_count": "penguiflow_outcome",
+        "penguiflow_node_retries_total": "penguiflow_node_name",
+        "penguiflow_message_dropped_total": "penguiflow_drop_reason",
+        "penguiflow_trace_duration_seconds_count": "penguiflow_outcome",
+        "penguiflow_stream_chunks_total": "penguiflow_node_name",
+        "penguiflow_trace_cancellations_total": "penguiflow_flow_name",
+    }
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            label = wanted.get(sample.name)
+            if label is None or sample.labels.get("penguiflow_flow_name") != flow:
+                continue
+            by = summary.setdefault(sample.name, {})
+            key = sample.labels.get(label, "")
+            by[key] = by.get(key, 0.0) + sample.value
+    return summary
+
+
+async def _run_main_flow(options: DemoOptions, tel: _Telemetry) -> dict[str, Any]:
     flow = build_demo_flow()
-    progress = [0]
-    chunks = [0]
-    snapshot: list[FlowStatistics] = []
-    out = sys.stdout
-    ticker = None if as_json else asyncio.get_running_loop().create_task(_progress(progress, messages, out))
+    run = _Run()
+    messages = [
+        Message(payload=f"order-{index}", headers=Headers(tenant="demo")) for index in range(options.messages)
+    ]
+    shown = messages[0].trace_id
+    tel.recorder.watch(shown)
+    ticker = (
+        None if options.as_json else asyncio.get_running_loop().create_task(_ticker(run, options.messages))
+    )
     flow.run()
     try:
         outcomes = await asyncio.gather(
             *(
-                _one_trace(flow, index, index == messages // 2, progress, chunks, snapshot)
-                for index in range(messages)
+                _one_trace(flow, message, index == options.messages // 2, run, tel)
+                for index, message in enumerate(messages)
             )
         )
-        gauges = _gauges(snapshot[0] if snapshot else flow.statistics())
     finally:
         if ticker is not None:
             ticker.cancel()
         await flow.stop()
-    report = {
+    from prometheus_client import generate_latest
+
+    return {
         "flow": flow.name,
-        "traces": messages,
+        "traces": options.messages,
         "outcomes": {name: outcomes.count(name) for name in ("ok", "error", "cancelled")},
-        "stream_chunks": chunks[0],
-        "gauges": gauges,
-        "seconds": round(time.perf_counter() - started, 3),
-        "telemetry": "off (the OpenTelemetry export lands with the telemetry work)",
+        "stream_chunks": run.chunks,
+        "gauges": run.gauges or {"queues": [], "in_flight": {}},
+        "metrics": _metric_summary(generate_latest(tel.registry).decode(), flow.name),
+        "shown_trace_id": shown,
     }
-    if as_json:
-        print(json.dumps(report))
-        return 0
-    print(f"\rprocessed {progress[0]}/{messages} traces")
-    print(f"flow {report['flow']!r}: {report['outcomes']}, {chunks[0]} stream chunks, {report['seconds']} s")
-    print("gauges mid-run (when the cancelled trace was cancelled):")
-    print(f"{'queue':<20} {'size':>5} {'capacity':>9}")
-    for row in gauges["queues"]:
-        print(f"{row['queue']:<20} {row['size']:>5} {row['capacity']:>9}")
-    print(f"{'node':<20} {'in-flight':>9}")
-    for name, count in gauges["in_flight"].items():
-        print(f"{name:<20} {count:>9}")
-    print(f"telemetry: {report['telemetry']}")
+
+
+def _print_report(report: dict[str, Any], tree: list[str]) -> None:
+    print(f"\rprocessed {report['traces']}/{report['traces']} traces")
+    print(f"flow {report['flow']!r}: {report['outcomes']}, {report['stream_chunks']} stream chunks")
+    print(f"\nspan tree of trace {report['shown_trace_id']}:")
+    for line in tree:
+        print(f"  {line}")
+    print("\ngauges while the flow ran (as /metrics served them):")
+    print(f"  {'queue':<20} {'size':>5} {'capacity':>9}")
+    for row in report["gauges"]["queues"]:
+        capacity = "-" if row["capacity"] is None else row["capacity"]
+        print(f"  {row['queue']:<20} {row['size']:>5} {capacity:>9}")
+    print(f"  {'node':<20} {'in-flight':>9}")
+    for name, count in report["gauges"]["in_flight"].items():
+        print(f"  {name:<20} {count:>9}")
+    print("\nmetrics:")
+    for metric, values in report["metrics"].items():
+        rendered = ", ".join(f"{key or '-'}={value:g}" for key, value in sorted(values.items()))
+        print(f"  {metric}: {rendered}")
+
+
+async def run_demo(options: DemoOptions) -> int:
+    """Run the demo, print the report, and with ``serve`` keep serving until interrupted."""
+    started = time.perf_counter()
+    tel = _start_telemetry(options)
+    where = options.otlp if options.otlp else str(tel.traces_file)
+    if not options.as_json:
+        print(f"metrics: {tel.metrics_url}")
+        print(f"spans:   {where}", flush=True)
+    try:
+        report = await _run_main_flow(options, tel)
+        report["metrics_url"] = tel.metrics_url
+        report["traces_file"] = None if options.otlp else str(tel.traces_file)
+        tree = render_tree(span_tree(tel.recorder.spans(), report["shown_trace_id"]))
+        report["span_tree"] = tree
+        report["seconds"] = round(time.perf_counter() - started, 3)
+        if options.as_json:
+            print(json.dumps(report), flush=True)
+        else:
+            _print_report(report, tree)
+        if options.serve:
+            await _serve(options, tel)
+    finally:
+        await _stop_telemetry(tel)
     return 0
+
+
+async def _serve(options: DemoOptions, tel: _Telemetry) -> None:
+    """Keep ``/metrics`` up: a stalled flow holds its sink; the main flow gets a trace a second."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    hold = asyncio.Event()
+    stalled = build_stalled_flow(hold)
+    main = build_demo_flow()
+    stalled.run()
+    main.run()
+    feeder = loop.create_task(_fill(stalled))
+    pulse = loop.create_task(_pulse(main))
+    print(f"serving {tel.metrics_url} until Ctrl-C", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        for task in (feeder, pulse):
+            task.cancel()
+        await asyncio.gather(feeder, pulse, return_exceptions=True)
+        await stalled.stop()
+        await main.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+async def _fill(flow: PenguiFlow) -> None:
+    index = 0
+    while True:
+        await flow.emit(Message(payload=index, headers=Headers(tenant="demo")))
+        index += 1
+
+
+async def _pulse(flow: PenguiFlow) -> None:
+    index = 0
+    while True:
+        message: Message[Any] = Message(payload=f"tick-{index}", headers=Headers(tenant="demo"))
+        await flow.emit(message, trace_id=message.trace_id)
+        while not isinstance(
+            getattr(await flow.fetch(trace_id=message.trace_id), "payload", None), FinalAnswer
+        ):
+            pass
+        index += 1
+        await asyncio.sleep(1.0)

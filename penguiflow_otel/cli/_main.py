@@ -21,6 +21,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = _positive_int(text) if text != "0" else 0
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="penguiflow-otel", description="The PenguiFlow async flow runtime, OpenTelemetry-native."
@@ -33,6 +40,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--messages", type=_positive_int, default=20, help="traces to send (default 20)")
     demo.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    demo.add_argument(
+        "--serve", action="store_true", help="keep /metrics up (with a stalled flow) until Ctrl-C"
+    )
+    demo.add_argument("--port", type=_port, default=0, help="port for /metrics (default: one the OS picks)")
+    demo.add_argument(
+        "--otlp", metavar="ENDPOINT", help="send spans over OTLP/HTTP to ENDPOINT instead of a file"
+    )
+    demo.add_argument(
+        "--traces-file", default="penguiflow-demo-traces.jsonl", help="where spans are written as JSON lines"
+    )
     return parser
 
 
@@ -41,9 +58,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "demo":
-        from ._demo import run_demo
+        from ._demo import DemoOptions, run_demo
 
-        return asyncio.run(run_demo(messages=args.messages, as_json=args.json))
+        options = DemoOptions(
+            messages=args.messages,
+            as_json=args.json,
+            serve=args.serve,
+            port=args.port,
+            otlp=args.otlp,
+            traces_file=args.traces_file,
+        )
+        return asyncio.run(run_demo(options))
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
