@@ -2,5 +2,13 @@
 
 from ._capture import TelemetryCapture, capture_telemetry
 from ._clock import ManualClock
+from ._scripted import ScriptedCall, ScriptedLLM, ScriptExhaustedError
 
-__all__ = ["ManualClock", "TelemetryCapture", "capture_telemetry"]
+__all__ = [
+    "ManualClock",
+    "ScriptExhaustedError",
+    "ScriptedCall",
+    "ScriptedLLM",
+    "TelemetryCapture",
+    "capture_telemetry",
+]
