@@ -289,6 +289,8 @@ async def _attempts(
         if ws.cancel_requested and _absorb_trace_cancel(flow, ws):
             await _trace_cancelled(flow, rt, ws)  # a value returned after swallowing the cancel is discarded
             return
+        if hooks_on:  # the invocation is over: node.duration must not include routing (telemetry.md 7.1)
+            flow._safe_hook(_attempt_ended, flow, handle, "success", None, None, None)
         ws.phase = ROUTE
         await _route_and_succeed(flow, rt, ws, item, record, result, handle, attempt, started)
         return

@@ -68,16 +68,19 @@ class TraceHandle:
 
 
 class Stamp:
-    """Carried beside each queued item: producer span, trace handle, enqueue time."""
+    """Carried beside each queued item: producer span, trace handle, enqueue time, item deadline."""
 
-    __slots__ = ("handle", "parent", "payload_root", "queue", "queued_at")
+    __slots__ = ("deadline", "handle", "parent", "payload_root", "queue", "queued_at")
 
-    def __init__(self, parent: Span | None, handle: TraceHandle | None, queue: str) -> None:
+    def __init__(
+        self, parent: Span | None, handle: TraceHandle | None, queue: str, deadline: float | None = None
+    ) -> None:
         self.parent = parent
         self.handle = handle
         self.queue = queue
         self.queued_at = _perf()
         self.payload_root = False
+        self.deadline = deadline  # a deadline skip's span carries it (telemetry.md section 7.2)
 
 
 class Attempt:
@@ -274,7 +277,7 @@ class OTelHooks:
                 if handle.error_code is not None:
                     span.set_attribute(n.ATTR_ERROR_CODE, handle.error_code)
                 span.set_status(Status(StatusCode.ERROR, handle.error_code))
-        span.end()
+        self._end(span)
         metrics = self.metrics
         if metrics is not None:
             attrs: dict[str, Any] = {n.ATTR_FLOW_NAME: self.flow_name, n.ATTR_OUTCOME: outcome}
@@ -288,10 +291,11 @@ class OTelHooks:
 
     def enqueue_started(self, floe: Any, item: object, producer: object, handle: object) -> Stamp:
         queue = floe.name if floe is not None else n.ENDPOINT_EGRESS
+        deadline = getattr(item, "deadline_s", None)
         if isinstance(producer, Attempt):
-            return Stamp(producer.span, handle if isinstance(handle, TraceHandle) else None, queue)
+            return Stamp(producer.span, handle if isinstance(handle, TraceHandle) else None, queue, deadline)
         if isinstance(handle, TraceHandle):
-            return Stamp(handle.span, handle, queue)
+            return Stamp(handle.span, handle, queue, deadline)
         if self.tracer is not None and floe is not None and floe.source.name == "OpenSea":
             root = self.tracer.start_span(self.root_name, kind=_INTERNAL, attributes=self.flow_attrs)
             stamp = Stamp(root, None, queue)
@@ -305,7 +309,7 @@ class OTelHooks:
             return
         if stamp.payload_root and stamp.parent is not None:
             stamp.parent.set_attribute(n.ATTR_OUTCOME, n.OUTCOME_OK)
-            stamp.parent.end()
+            self._end(stamp.parent)
         if waited_s > 0.0:
             stamp.queued_at = _perf()  # queue wait counts from the moment the item is in the queue
             metrics = self.metrics
@@ -351,6 +355,7 @@ class OTelHooks:
             links=links,
         )
         if span.is_recording() and stamp_ is not None:
+            span.set_attribute(n.ATTR_QUEUE_NAME, stamp_.queue)
             span.set_attribute(n.ATTR_QUEUE_WAIT_TIME, _perf() - stamp_.queued_at)
         return Attempt(span, True, stamp_, node_name)
 
@@ -389,7 +394,7 @@ class OTelHooks:
             if span.is_recording():
                 span.set_attribute(n.ATTR_OUTCOME, n.OUTCOME_ERROR)
                 span.set_attribute(n.ATTR_ERROR_TYPE, error_type)
-                if timeout_s is not None:
+                if timeout_s is not None and outcome == "timeout":  # the policy bound, not the deadline
                     span.set_attribute(n.ATTR_NODE_TIMEOUT, timeout_s)
                 if retry_delay_s is not None:
                     span.set_attribute(n.ATTR_RETRY_DELAY, retry_delay_s)
@@ -399,7 +404,7 @@ class OTelHooks:
                     span.record_exception(exc)
                 self._stream_attrs(attempt)
             span.set_status(Status(StatusCode.ERROR, _description(exc)))
-            span.end()
+            self._end(span)
         if metrics is not None:
             metrics.node_duration.record(
                 attempt.invoked_s, self._node_metric_attrs(attempt.node_name, n.OUTCOME_ERROR, error_type)
@@ -419,7 +424,7 @@ class OTelHooks:
                 span.set_attribute(n.ATTR_OUTCOME, n.OUTCOME_CANCELLED)
                 span.set_attribute(n.ATTR_CANCEL_REASON, reason)
                 self._stream_attrs(attempt)
-            span.end()
+            self._end(span)
         if self.metrics is not None:
             invoked = attempt.invoked_s if attempt.invoked_s is not None else _perf() - attempt.started
             self.metrics.node_duration.record(
@@ -439,7 +444,7 @@ class OTelHooks:
                 if blocked_s > 0.0:
                     span.set_attribute(n.ATTR_NODE_BLOCKED_TIME, blocked_s)
                 self._stream_attrs(attempt)
-            span.end()
+            self._end(span)
         if self.metrics is not None:
             invoked = attempt.invoked_s if attempt.invoked_s is not None else _perf() - attempt.started
             self.metrics.node_duration.record(
@@ -473,7 +478,7 @@ class OTelHooks:
                     if exc is not None:
                         span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, _description(exc)))
-                span.end()
+                self._end(span)
             if self.metrics is not None:
                 invoked = attempt.invoked_s if attempt.invoked_s is not None else _perf() - attempt.started
                 self.metrics.node_duration.record(
@@ -537,8 +542,10 @@ class OTelHooks:
         if span.is_recording():
             span.set_attribute(n.ATTR_OUTCOME, n.OUTCOME_ERROR)
             span.set_attribute(n.ATTR_ERROR_TYPE, n.ERROR_TYPE_DEADLINE_EXCEEDED)
+            if stamp is not None and isinstance(stamp.deadline, float | int):
+                span.set_attribute(n.ATTR_MESSAGE_DEADLINE, float(stamp.deadline))
         span.set_status(Status(StatusCode.ERROR, "deadline exceeded before the node ran"))
-        span.end()
+        self._end(span)
 
     def cancel_accepted(self, handle: object, purged: int) -> None:
         if isinstance(handle, TraceHandle):
@@ -576,6 +583,14 @@ class OTelHooks:
             self.metrics.consumer_failures.add(
                 1, {n.ATTR_FLOW_NAME: self.flow_name, n.ATTR_CONSUMER_KIND: kind}
             )
+
+    def _end(self, span: Span) -> None:
+        """End ``span``; a raising span processor costs that span's export, not what the hook does next."""
+        try:
+            span.end()
+        except Exception:
+            _logger.debug("ending a span failed", exc_info=True)
+            self.instrumentation_error()
 
     def instrumentation_error(self) -> None:
         """Count a failure inside a hook (the runtime's guard calls this)."""
