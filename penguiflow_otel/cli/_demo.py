@@ -303,14 +303,17 @@ async def run_demo(options: DemoOptions) -> int:
         else:
             _print_report(report, tree)
         if options.serve:
-            await _serve(options, tel)
+            await _serve(tel)
     finally:
         await _stop_telemetry(tel)
     return 0
 
 
-async def _serve(options: DemoOptions, tel: _Telemetry) -> None:
-    """Keep ``/metrics`` up: a stalled flow holds its sink; the main flow gets a trace a second."""
+async def _serve(tel: _Telemetry) -> None:
+    """Keep ``/metrics`` up: a stalled flow holds its sink; the main flow gets a trace a second.
+
+    SIGINT and SIGTERM end it; further signals during the shutdown are absorbed.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -331,8 +334,6 @@ async def _serve(options: DemoOptions, tel: _Telemetry) -> None:
         await asyncio.gather(feeder, pulse, return_exceptions=True)
         await stalled.stop()
         await main.stop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
 
 
 async def _fill(flow: PenguiFlow) -> None:

@@ -47,7 +47,8 @@ def test_demo_json_reports_outcomes_span_tree_gauges_and_exported_spans(tmp_path
     assert queues["render->egress"] is None
     nodes = {"receive", "enrich", "stream", "score", "join", "progress", "render"}
     assert set(report["gauges"]["in_flight"]) == nodes
-    assert report["metrics"]["penguiflow_node_retries_total"] == {"enrich": 8.0}
+    retries = report["metrics"]["penguiflow_node_retries_total"]["enrich"]
+    assert 7.0 <= retries <= 8.0  # one per trace; the cancelled trace may be cut before its retry
     exported = [json.loads(line) for line in traces.read_text().splitlines()]
     shown = f"0x{report['shown_trace_id']}"
     assert {span["name"] for span in exported if span["context"]["trace_id"] == shown} >= {
@@ -134,7 +135,8 @@ def test_demo_serve_keeps_a_stalled_queue_visible_and_stops_cleanly_on_signal(
         series: dict[tuple[str, str], float] = {}
         while time.monotonic() < deadline:
             series = _stalled_series(url)
-            if series.get(("penguiflow_queue_size", "intake->sink")) == 8.0:
+            full = series.get(("penguiflow_queue_size", "intake->sink")) == 8.0
+            if full and series.get(("penguiflow_node_active", "sink")) == 1.0:
                 break
         assert series[("penguiflow_queue_size", "intake->sink")] == 8.0
         assert series[("penguiflow_queue_capacity", "intake->sink")] == 8.0
