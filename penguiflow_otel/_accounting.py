@@ -51,6 +51,7 @@ class Accounting:
         self._active_traces = 0
         self._work = 0
         self._parked = 0
+        self._epoch = 0  # bumped by stop(): a put begun before it must not touch the reset counters
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._hooks: TelemetryHooks = NO_OP_HOOKS
         self._hooks_on = False
@@ -192,6 +193,7 @@ class Accounting:
             assert isinstance(floe.source, Node)
             return await self._deliver(floe, floe.source, item, held, producer, worker)
         record = self._admit(item, held, producer)
+        epoch = self._epoch
         stamp = None
         if self._hooks_on:
             handle = record.handle if record is not None else None
@@ -212,7 +214,8 @@ class Accounting:
                 if floe.put_nowait(entry):
                     break
         except BaseException:
-            self._abandon(record)
+            if self._epoch == epoch:
+                self._abandon(record)
             if self._hooks_on and held is None and record is None and floe.source.name == "OpenSea":
                 self._safe_hook(self._hooks.enqueue_finished, stamp, 0.0)
             raise

@@ -161,6 +161,7 @@ async def stop_flow(flow: PenguiFlow) -> int:
     flow._trace_events.clear()
     flow._active_traces = 0
     flow._work = 0
+    flow._epoch += 1
     flow._parked = 0
     flow._wake_idle()
     flow._trace_scoped = False

@@ -101,11 +101,13 @@ class Floe:
         return removed
 
     def clear(self) -> list[Entry]:
-        """Remove and return every queued entry, and cancel waiting producers' waits."""
+        """Remove and return every queued entry (``stop()``); producers still waiting for room fail."""
         removed = list(self._items)
         self._items.clear()
         while self._putters:
-            self._putters.popleft().cancel()
+            fut = self._putters.popleft()
+            if not fut.done():  # a caller outside the flow, not cancelled by anyone: tell it why
+                fut.set_exception(RuntimeError("PenguiFlow is not running"))
         return removed
 
 

@@ -298,6 +298,8 @@ class PenguiFlow(Accounting):
         finally:
             record.lock_waiters -= 1
         try:
+            if not self._running:  # stop() released the lock while we waited: it discarded the trip
+                raise RuntimeError(_NOT_RUNNING)
             self._trace_scoped = True
             self._results.claim(record)
             if self._is_duplicate_wm(msg):
