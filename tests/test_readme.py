@@ -16,7 +16,9 @@ def test_readme_first_python_block_runs_and_prints_its_promised_output() -> None
     assert block is not None
     code = block.group(1)
     assert len(code.strip().splitlines()) <= 15
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
     assert done.stdout.strip() == "HELLO PENGUINS"
 
 
@@ -24,7 +26,10 @@ def test_examples_run_to_completion() -> None:
     """Each bundled example runs and prints its result."""
     root = README.parent
     quick = subprocess.run(
-        [sys.executable, str(root / "examples/quickstart/flow.py")], capture_output=True, text=True, timeout=30
+        [sys.executable, str(root / "examples/quickstart/flow.py")],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert quick.returncode == 0, quick.stderr
     assert "HELLO PENGUINS!" in quick.stdout
