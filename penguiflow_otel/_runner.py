@@ -108,6 +108,7 @@ class PenguiFlow(Accounting):
         self._node_rt: dict[Node, NodeRuntime] = {}
         self._open_sea = Context(OPEN_SEA, self)
         self._open_sea._attach([], graph.ingress)
+        self._ingress = list(graph.ingress)
         self._rookery = Context(ROOKERY, self)
         self._rookery._attach(graph.egress, [])
         self._contexts[OPEN_SEA] = self._open_sea
@@ -221,12 +222,13 @@ class PenguiFlow(Accounting):
         if trace_id is not None:
             await self._emit_roundtrip(msg, to, trace_id)
             return
-        floes = self._open_sea._resolve(to, self._open_sea._outgoing)
+        floes = self._ingress if to is None else self._open_sea._resolve(to, self._open_sea._outgoing)
         self._ensure_hooks()
         if self._is_duplicate_wm(msg):
             return
         for floe in floes:
-            await self._send(floe, msg, None, None)
+            if not self._try_send(floe, msg, None):
+                await self._send(floe, msg, None, None)
 
     def emit_nowait(self, msg: Any, to: Target = None, *, trace_id: str | None = None) -> None:
         """Send without waiting; ``asyncio.QueueFull`` when a target is full."""

@@ -97,7 +97,18 @@ async def run_worker(flow: PenguiFlow, rt: NodeRuntime, ws: WorkerState) -> None
         if record is not None:
             record.inflight += 1
         try:
-            await _process(flow, rt, ws, floe, item, record, stamp)
+            if flow._hooks_on:
+                flow._safe_hook(flow._hooks.dequeued, floe, stamp)
+            if (
+                isinstance(item, Message)
+                and item.deadline_s is not None
+                and flow._clock.time() > item.deadline_s
+            ):
+                await _deadline_skip(flow, rt, ws, item, record)
+            elif record is not None and record.cancelled:
+                await _cancel_drop(flow, rt, ws, record, stamp)
+            else:
+                await _attempts(flow, rt, ws, item, record, stamp)
         except asyncio.CancelledError:
             if not _absorb_trace_cancel(flow, ws):
                 _interrupted_by_stop(flow, ws)
@@ -165,27 +176,14 @@ async def _trace_cancelled(flow: PenguiFlow, rt: NodeRuntime, ws: WorkerState) -
     await flow._event("node_trace_cancelled", rt.node, trace_id, _INFO)
 
 
-async def _process(
-    flow: PenguiFlow,
-    rt: NodeRuntime,
-    ws: WorkerState,
-    floe: Floe,
-    item: object,
-    record: TraceRecord | None,
-    stamp: object,
+async def _cancel_drop(
+    flow: PenguiFlow, rt: NodeRuntime, ws: WorkerState, record: TraceRecord, stamp: object
 ) -> None:
+    """An item of a cancelled trace reached a worker: drop it (``trace_cancel_drop``)."""
     if flow._hooks_on:
-        flow._safe_hook(flow._hooks.dequeued, floe, stamp)
-    if isinstance(item, Message) and item.deadline_s is not None and flow._clock.time() > item.deadline_s:
-        await _deadline_skip(flow, rt, ws, item, record)
-        return
-    if record is not None and record.cancelled:
-        if flow._hooks_on:
-            flow._safe_hook(flow._hooks.dropped, flow, str(rt.node.name), stamp, "cancelled", 1)
-        ws.phase = DONE
-        await flow._event("trace_cancel_drop", rt.node, record.trace_id, _INFO)
-        return
-    await _attempts(flow, rt, ws, item, record, stamp)
+        flow._safe_hook(flow._hooks.dropped, flow, str(rt.node.name), stamp, "cancelled", 1)
+    ws.phase = DONE
+    await flow._event("trace_cancel_drop", rt.node, record.trace_id, _INFO)
 
 
 async def _deadline_skip(
@@ -226,7 +224,8 @@ async def _attempts(
     trace_id = getattr(item, "trace_id", None)
     attempt = 0
     previous: object = None
-    held_since = _perf()
+    held_since = _perf() if deadline is not None else 0.0
+    plain_call = rt.direct and not hooks_on
     while True:
         if record is not None and record.cancelled:
             await _trace_cancelled(flow, rt, ws)
@@ -260,12 +259,13 @@ async def _attempts(
         started = _perf()
         scope: asyncio.Timeout | None = None
         try:
+            call = rt.node.func(item, rt.ctx) if plain_call else _invoke(flow, rt, item, handle)
             if timeout is None:
-                result = await _invoke(flow, rt, item, handle)
+                result = await call
             else:
                 scope = asyncio.timeout(timeout)
                 async with scope:
-                    result = await _invoke(flow, rt, item, handle)
+                    result = await call
         except Exception as exc:
             if ws.cancel_requested and _absorb_trace_cancel(flow, ws):
                 await _trace_cancelled(flow, rt, ws)  # user code swallowed the trace cancel, then raised
@@ -556,7 +556,8 @@ async def _route(
             return await route_wm(flow, rt, ws, item, record, result, payload, handle)
     blocked = 0.0
     for floe in rt.out_floes:
-        blocked += await flow._send(floe, result, record, handle, ws)
+        if not flow._try_send(floe, result, record):
+            blocked += await flow._send(floe, result, record, handle, ws)
     return blocked
 
 
