@@ -73,10 +73,7 @@ def test_a_name_exported_twice_is_the_same_object() -> None:
 
 def test_importing_the_package_loads_no_sdk_exporter_or_planner() -> None:
     """``import penguiflow_otel`` loads neither the OTel SDK, exporters, propagators nor the planner."""
-    code = (
-        "import sys, json, penguiflow_otel\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
-    )
+    code = "import sys, json, penguiflow_otel\nprint(json.dumps(sorted(sys.modules)))\n"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     loaded = json.loads(out)
     forbidden = (
