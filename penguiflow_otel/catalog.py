@@ -1,5 +1,6 @@
 """The typed tool catalog: ``@tool``, ``NodeSpec``, ``build_catalog`` and their checks (planner.md §2)."""
 
+from ._public import publish
 from .planner._catalog import RESERVED_ACTIONS, NodeSpec, SideEffects, ToolPolicy, build_catalog, tool
 from .planner._errors import CatalogError
 
@@ -13,5 +14,4 @@ __all__ = [
     "tool",
 ]
 
-NodeSpec.__module__ = __name__
-CatalogError.__module__ = __name__
+publish(__name__, globals(), __all__)

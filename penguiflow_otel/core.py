@@ -24,3 +24,7 @@ __all__ = [
     "call_playbook",
     "create",
 ]
+
+from ._public import publish
+
+publish(__name__, globals(), __all__)

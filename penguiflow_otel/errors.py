@@ -3,3 +3,7 @@
 from ._errors import CycleError, FlowError, FlowErrorCode, TenantMismatch, TraceCancelled
 
 __all__ = ["CycleError", "FlowError", "FlowErrorCode", "TenantMismatch", "TraceCancelled"]
+
+from ._public import publish
+
+publish(__name__, globals(), __all__)

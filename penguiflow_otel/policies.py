@@ -17,3 +17,7 @@ __all__ = [
     "RoutingRequest",
     "evaluate_policy",
 ]
+
+from ._public import publish
+
+publish(__name__, globals(), __all__)

@@ -3,3 +3,7 @@
 from ._registry import ModelRegistry as ModelRegistry
 
 __all__ = ["ModelRegistry"]
+
+from ._public import publish
+
+publish(__name__, globals(), __all__)

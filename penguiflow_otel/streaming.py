@@ -6,3 +6,7 @@ from ._streaming import format_sse_event as format_sse_event
 from ._streaming import stream_flow as stream_flow
 
 __all__ = ["chunk_to_ws_json", "emit_stream_events", "format_sse_event", "stream_flow"]
+
+from ._public import publish
+
+publish(__name__, globals(), __all__)

@@ -18,3 +18,7 @@ __all__ = [
     "run_one",
     "simulate_error",
 ]
+
+from ._public import publish
+
+publish(__name__, globals(), __all__)

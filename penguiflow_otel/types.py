@@ -11,3 +11,7 @@ __all__ = [
     "Thought",
     "WM",
 ]
+
+from ._public import publish
+
+publish(__name__, globals(), __all__)

@@ -86,3 +86,21 @@ def test_importing_the_package_loads_no_sdk_exporter_or_planner() -> None:
     )
     offenders = [name for name in loaded if name.startswith(forbidden)]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "module_name",
+    [*sorted(FACADES), "penguiflow_otel.testing", "penguiflow_otel.planner", "penguiflow_otel.catalog"],
+)
+def test_public_classes_and_functions_name_a_public_module(module_name: str) -> None:
+    """Tracebacks and docs show a public module (``penguiflow_otel.node.Node``), never a private one."""
+    import inspect
+
+    module = importlib.import_module(module_name)
+    private = [
+        f"{name}: {obj.__module__}"
+        for name in module.__all__
+        if (inspect.isclass(obj := getattr(module, name)) or inspect.isfunction(obj))
+        and any(part.startswith("_") for part in obj.__module__.split("."))
+    ]
+    assert private == []

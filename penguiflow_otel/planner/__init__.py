@@ -3,6 +3,7 @@
 Importing ``penguiflow_otel`` never loads this package; import it explicitly.
 """
 
+from .._public import publish
 from ._actions import FinalPayload, PlannerAction
 from ._catalog import NodeSpec, ToolPolicy
 from ._clamp import ObservationGuardrailConfig
@@ -44,8 +45,5 @@ __all__ = [
     "planner_node",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type) and _obj.__module__.startswith(__name__ + "._") and _name not in ("NodeSpec",):
-        _obj.__module__ = __name__
-del _name, _obj
+NodeSpec.__module__ = "penguiflow_otel.catalog"  # its home facade, also when only the planner is imported
+publish(__name__, globals(), __all__)

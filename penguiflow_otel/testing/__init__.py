@@ -12,3 +12,7 @@ __all__ = [
     "TelemetryCapture",
     "capture_telemetry",
 ]
+
+from .._public import publish
+
+publish(__name__, globals(), __all__)
