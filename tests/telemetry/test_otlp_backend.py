@@ -55,3 +55,36 @@ def test_spans_reach_the_collector(protocol: str, collector: tuple[RotelAgent, O
     assert {span.service_name for span in spans} == {f"rotel-{protocol}"}
     parents = {span.name: span.parent_span_id for span in spans}
     assert parents == {"root": "", "fetch": report["root_span_id"], "render": report["root_span_id"]}
+
+
+def test_demo_sends_every_span_of_its_flow_over_otlp_http(collector: tuple[RotelAgent, OtlpSink]) -> None:
+    """``penguiflow-otel demo --otlp`` exports the flow's spans to the collector instead of a file."""
+    import json
+    import subprocess
+    import sys
+
+    agent, sink = collector
+    done = subprocess.run(
+        [sys.executable, "-m", "penguiflow_otel.cli._main", "demo", "--json", "--messages", "4",
+         "--otlp", f"http://127.0.0.1:{agent.http_port}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["traces_file"] is None
+    shown = report["shown_trace_id"]
+    expected = len(report["span_tree"])
+    received = sink.wait_for_spans(expected, timeout=10)
+    for _ in range(100):  # the collector forwards in its own time; poll until the shown trace is whole
+        if len([span for span in received if span.trace_id == shown]) >= expected:
+            break
+        received = sink.wait_for_spans(len(received) + 1, timeout=0.1)
+    mine = [span for span in received if span.trace_id == shown]
+    assert len(mine) == expected, agent.log_tail()
+    names = {span.name for span in mine}
+    assert {"flow demo", "node receive", "node enrich", "node join", "node render"} <= names
+    assert {span.service_name for span in received} == {"penguiflow-demo"}
