@@ -18,8 +18,14 @@ FULL_REPS, QUICK_REPS = 7, 3
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--quick", action="store_true", help=f"{QUICK_REPS} reps, fewer messages (not for README)"
+    )
+    mode.add_argument(
+        "--smoke",
+        action="store_true",
+        help="CI check: every scenario once with a tiny count; fails only on a crash, hang or lost result",
     )
     parser.add_argument("--impl", action="append", choices=list(IMPLS), help="repeatable; default: all")
     parser.add_argument(
@@ -39,7 +45,7 @@ def _list() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the suite; exit 1 if any measurement failed (dropped results, crash), 0 otherwise."""
+    """Run the suite; exit 1 if any measurement failed (dropped results, crash, hang), 0 otherwise."""
     args = _parse(argv)
     if args.list:
         print(_list())
@@ -48,9 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan(
         scenarios=tuple(SCENARIOS[name] for name in SCENARIOS if name in names),
         impls=selected_impls(args.impl),
-        reps=args.reps or (QUICK_REPS if args.quick else FULL_REPS),
-        quick=args.quick,
+        reps=1 if args.smoke else args.reps or (QUICK_REPS if args.quick else FULL_REPS),
+        quick=args.quick or args.smoke,
         messages_override=args.messages,
+        smoke=args.smoke,
+        impls_chosen=bool(args.impl),
     )
     meta = describe()
     outcomes = run(plan)
@@ -61,9 +69,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{meta['date']}  commit {meta['commit'][:12]}{dirty}  {meta['cpu']} x{meta['cpus']}")
     print(f"load average before {meta['load_before']}, after {meta['load_after']}")
     path = write_json(RESULTS, meta, plan, outcomes, sums)
-    print(f"{'QUICK run: not for the README. ' if plan.quick else ''}JSON: {path}")
-    failed = any(o.status == "failed" for by in outcomes.values() for o in by.values())
+    label = (
+        "SMOKE run: counts only, timings meaningless. " if plan.smoke else "QUICK run: not for the README. "
+    )
+    print(f"{label if plan.quick else ''}JSON: {path}")
+    failed = [f"{s}/{i}" for s, by in outcomes.items() for i, o in by.items() if _failed(plan, i, o.status)]
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _failed(plan: Plan, impl: str, status: str) -> bool:
+    """A failed measurement; in a smoke run also a project-side implementation that cannot be imported."""
+    if status == "failed":
+        return True
+    # Upstream may be unavailable (no network to build its env); our package and the floor may not.
+    return plan.smoke and status == "unavailable" and IMPLS[impl].env == "project"
 
 
 if __name__ == "__main__":

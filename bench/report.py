@@ -20,9 +20,10 @@ Summaries = dict[str, dict[str, dict[str, Any]]]
 FLOW_HEADER = (
     "scenario",
     "impl",
-    "msgs/s",
+    "unit",
+    "per s",
     "spread (min-max)",
-    "us/msg",
+    "us/unit",
     "p50 ms",
     "p99 ms",
     "RSS MB",
@@ -39,9 +40,10 @@ def summaries(plan: Plan, outcomes: dict[str, dict[str, Outcome]]) -> Summaries:
     for scenario in plan.scenarios:
         flow = scenario.kind == "flow"
         head = "msgs_per_s" if flow else "import_ms"
+        metrics = (*FLOW_METRICS, *scenario.extras) if flow else IMPORT_METRICS
         rows: dict[str, dict[str, Any]] = {}
         for name, outcome in outcomes[scenario.name].items():
-            stats = summarise(outcome.samples, FLOW_METRICS if flow else IMPORT_METRICS)
+            stats = summarise(outcome.samples, metrics)
             rows[name] = {"status": outcome.status, "error": outcome.error, "stats": stats}
         for row in rows.values():
             for ref in ("upstream", "asyncio"):
@@ -94,6 +96,7 @@ def _rows(plan: Plan, sums: Summaries, flow: bool) -> list[tuple[str, ...]]:
                     (
                         scenario.name,
                         impl,
+                        scenario.unit,
                         _cell(st, "msgs_per_s"),
                         _spread(st, "msgs_per_s"),
                         _cell(st, "us_per_msg"),
@@ -134,16 +137,42 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     return "\n".join([line(header), rule, *map(line, rows)])
 
 
+def _extras_tables(plan: Plan, sums: Summaries) -> list[str]:
+    """One small table per scenario with driver-specific metrics (medians)."""
+    tables = []
+    for scenario in plan.scenarios:
+        if scenario.kind != "flow" or not scenario.extras:
+            continue
+        rows = [
+            (scenario.name, impl, *(_cell(row["stats"], name, 1) for name in scenario.extras))
+            for impl, row in sums[scenario.name].items()
+            if row["status"] == "ok"
+        ]
+        if rows:
+            tables.append(_table(("scenario", "impl", *scenario.extras), rows))
+    return tables
+
+
+def _footnote(plan: Plan) -> str:
+    lines = [
+        "medians over repetitions; spread is min-max of the rate; vs = rate ratio (higher is faster); "
+        "make us = building one item alone; p50/p99 measure:"
+    ]
+    lines += [f"  {s.name}: {s.latency}" for s in plan.scenarios if s.kind == "flow"]
+    capped = [f"{s.name} ({s.max_reps})" for s in plan.scenarios if s.max_reps is not None]
+    if capped and plan.reps > 1:
+        lines.append(f"run in fewer repetitions: {', '.join(capped)}")
+    return "\n".join(lines)
+
+
 def render(plan: Plan, sums: Summaries) -> str:
-    """The human-readable report: one table for flow scenarios, one for import time."""
+    """The human-readable report: flow scenarios, their driver-specific metrics, and import time."""
     parts = []
     flow_rows, import_rows = _rows(plan, sums, flow=True), _rows(plan, sums, flow=False)
     if flow_rows:
         parts.append(_table(FLOW_HEADER, flow_rows))
-        parts.append(
-            "medians over repetitions; spread is min-max of msgs/s; vs = throughput ratio (higher is "
-            "faster); make us = building one item alone"
-        )
+        parts.append(_footnote(plan))
+        parts.extend(_extras_tables(plan, sums))
     if import_rows:
         parts.append(_table(IMPORT_HEADER, import_rows))
         parts.append("vs upstream = import-time ratio (lower is faster); asyncio row = `import asyncio`")
@@ -164,6 +193,7 @@ def write_json(
         "meta": meta,
         "plan": {
             "quick": plan.quick,
+            "smoke": plan.smoke,
             "reps": plan.reps,
             "impls": [i.name for i in plan.impls],
             "scenarios": {s.name: {**asdict(s), "messages_run": plan.messages(s)} for s in plan.scenarios},

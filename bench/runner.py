@@ -14,7 +14,7 @@ from .upstream_env import UpstreamEnvError
 
 __all__ = ["Outcome", "Plan", "run"]
 
-Status = Literal["ok", "unavailable", "failed"]
+Status = Literal["ok", "unavailable", "failed", "skipped"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +26,30 @@ class Plan:
     reps: int
     quick: bool
     messages_override: int | None = None
+    smoke: bool = False
+    impls_chosen: bool = False
 
     def messages(self, scenario: Scenario) -> int:
         """Messages per measurement of ``scenario`` in this run."""
         if self.messages_override is not None and scenario.kind == "flow":
             return self.messages_override
+        if self.smoke:
+            return scenario.smoke_messages
         return scenario.quick_messages if self.quick else scenario.messages
+
+    def samples(self, scenario: Scenario) -> int:
+        """Measurements per implementation of ``scenario`` in one repetition."""
+        return 1 if self.smoke else scenario.samples_per_rep
+
+    def runs_in(self, scenario: Scenario, rep: int) -> bool:
+        """Whether repetition ``rep`` (from 0) measures ``scenario``."""
+        return scenario.max_reps is None or rep < scenario.max_reps
+
+    def skips(self, scenario: Scenario, impl: Impl) -> bool:
+        """Whether ``scenario`` leaves ``impl`` out: by default only; a smoke run or ``--impl`` runs it."""
+        if self.smoke or self.impls_chosen or scenario.impls is None:
+            return False
+        return impl.name not in scenario.impls
 
 
 @dataclass(slots=True)
@@ -76,13 +94,18 @@ def _record(outcome: Outcome, result: SampleResult) -> None:
     outcome.status, outcome.error, outcome.failed_record = result.status, result.error, result.record
 
 
-def _describe(result: SampleResult) -> str:
+def _describe(scenario: Scenario, result: SampleResult) -> str:
     record = result.record
     if result.status != "ok":
         return f"{result.status}: {result.error}"
     if "import_ms" in record:
         return f"{record['import_ms']:.1f} ms"
-    return f"{record['msgs_per_s']:,.0f} msg/s, p99 {record['p99_ms']:.2f} ms"
+    text = f"{record['msgs_per_s']:,.0f} {scenario.unit}/s"
+    if record.get("p99_ms") is not None:
+        text += f", p99 {record['p99_ms']:.2f} ms"
+    if record.get("rss_growth_mb") is not None:
+        text += f", RSS growth {record['rss_growth_mb']:+.1f} MB"
+    return text
 
 
 def _rotated(impls: tuple[Impl, ...], rep: int) -> tuple[Impl, ...]:
@@ -93,25 +116,34 @@ def _rotated(impls: tuple[Impl, ...], rep: int) -> tuple[Impl, ...]:
 def run(plan: Plan) -> dict[str, dict[str, Outcome]]:
     """Run ``plan``; returns ``{scenario: {impl: outcome}}``. A failed or unavailable pair stops early."""
     interps = _interpreters(plan.impls)
-    outcomes = {s.name: {i.name: Outcome() for i in plan.impls} for s in plan.scenarios}
+    outcomes = {
+        s.name: {
+            i.name: Outcome("skipped", s.skip_reason) if plan.skips(s, i) else Outcome() for i in plan.impls
+        }
+        for s in plan.scenarios
+    }
     for impl in plan.impls:
         interp = interps[impl.name]
         if isinstance(interp, str):
             for by_impl in outcomes.values():
-                by_impl[impl.name] = Outcome("unavailable", interp)
+                if by_impl[impl.name].status == "ok":
+                    by_impl[impl.name] = Outcome("unavailable", interp)
     _prime(plan, interps)
     for rep in range(plan.reps):
         for scenario in plan.scenarios:
+            if not plan.runs_in(scenario, rep):
+                continue
             for impl in _rotated(plan.impls, rep):
                 outcome, interp = outcomes[scenario.name][impl.name], interps[impl.name]
                 if outcome.status != "ok" or not isinstance(interp, Interpreter):
                     continue
                 messages = plan.messages(scenario)
                 outcome.argv = command(interp, impl, scenario, messages)
-                for _ in range(scenario.samples_per_rep):
+                for _ in range(plan.samples(scenario)):
                     result = run_sample(interp, impl, scenario, messages)
                     _record(outcome, result)
-                    _log(f"rep {rep + 1}/{plan.reps} {scenario.name:<16} {impl.name:<9} {_describe(result)}")
+                    said = _describe(scenario, result)
+                    _log(f"rep {rep + 1}/{plan.reps} {scenario.name:<16} {impl.name:<9} {said}")
                     if result.status != "ok":
                         break
     return outcomes

@@ -10,10 +10,12 @@ from typing import Any, Literal
 from .impls import ROOT, Impl, Interpreter
 from .scenarios import Scenario
 
-__all__ = ["SampleResult", "command", "run_sample"]
+__all__ = ["SampleResult", "command", "run_sample", "timeout_s"]
 
 EXIT_UNAVAILABLE = 3  # the worker's and the import probe's "cannot import the implementation"
-TIMEOUT_S = {"flow": 300.0, "import": 60.0}
+IMPORT_TIMEOUT_S = 60.0
+# A flow worker gets its drive budget plus this for starting up, warming up and reporting.
+FLOW_MARGIN_S = 120.0
 
 # Which of the two runtimes may be loaded in a worker of each implementation: the floor carries this
 # project's Message; upstream's worker must never see this project's package, nor ours upstream's.
@@ -40,7 +42,15 @@ def command(interp: Interpreter, impl: Impl, scenario: Scenario, messages: int) 
     ]
 
 
+def timeout_s(scenario: Scenario) -> float:
+    """How long the parent waits for one measurement of ``scenario`` before killing it."""
+    return scenario.budget_s + FLOW_MARGIN_S if scenario.kind == "flow" else IMPORT_TIMEOUT_S
+
+
 def _check_flow(impl: Impl, record: dict[str, Any]) -> str:
+    warm = record.get("warmup")
+    if warm and (warm["results"] != warm["sent"] or warm["invalid"]):
+        return f"warm-up: {warm['results']} of {warm['sent']} results, {warm['invalid']} invalid"
     if record["timed_out"]:
         return f"timed out after {record['elapsed_s']:.1f} s"
     if record["results"] != record["sent"]:
@@ -61,6 +71,7 @@ def _last_line(text: str) -> str:
 def run_sample(interp: Interpreter, impl: Impl, scenario: Scenario, messages: int) -> SampleResult:
     """Run one measurement of ``scenario`` on ``impl`` and check it."""
     argv = command(interp, impl, scenario, messages)
+    limit = timeout_s(scenario)
     try:
         done = subprocess.run(
             argv,
@@ -68,11 +79,11 @@ def run_sample(interp: Interpreter, impl: Impl, scenario: Scenario, messages: in
             env=interp.env,
             capture_output=True,
             text=True,
-            timeout=TIMEOUT_S[scenario.kind],
+            timeout=limit,
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return SampleResult("failed", {}, f"no answer within {TIMEOUT_S[scenario.kind]:.0f} s")
+        return SampleResult("failed", {}, f"no answer within {limit:.0f} s")
     try:
         record: dict[str, Any] = json.loads(_last_line(done.stdout))
     except json.JSONDecodeError:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import sys
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from . import api_flows, floor_flows
-from .drive import DriveResult, FlowHandle, drive
+from .drive import DriveResult, FlowHandle, drive, drive_cancel, drive_memory, drive_stream, rss_mb
 from .scenarios import SCENARIOS, Scenario
 
 __all__ = ["main"]
@@ -41,6 +40,7 @@ class Setup:
     build: Callable[[], FlowHandle]
     make: Callable[[int], object]
     key: Callable[[object], int]
+    silent_cancel: bool = False
 
 
 def _import(module: str, names: tuple[str, ...]) -> ModuleType:
@@ -54,54 +54,61 @@ def _import(module: str, names: tuple[str, ...]) -> ModuleType:
     return mod
 
 
-def _envelope_classes(impl: str) -> tuple[Any, Any]:
+ENVELOPE_NAMES = ("Headers", "Message", "StreamChunk")
+
+
+def _envelope_module(impl: str) -> ModuleType:
+    """Where ``impl`` takes ``Headers``, ``Message`` and ``StreamChunk`` from."""
     if impl in API_MODULES:
-        mod = _import(API_MODULES[impl], ("Headers", "Message"))
-        return mod.Headers, mod.Message
+        return _import(API_MODULES[impl], ENVELOPE_NAMES)
     # The floor carries this project's envelope. Until the facade re-exports it, take it from its module.
     try:
-        mod = _import("penguiflow_otel", ("Headers", "Message"))
+        return _import("penguiflow_otel", ENVELOPE_NAMES)
     except Unavailable:
-        mod = _import("penguiflow_otel._message", ("Headers", "Message"))
-    return mod.Headers, mod.Message
+        return _import("penguiflow_otel._message", ENVELOPE_NAMES)
 
 
 def _int_key(result: object) -> int:
     return result if type(result) is int else -1
 
 
-def _items(scenario: Scenario, impl: str) -> tuple[Callable[[int], object], Callable[[object], int]]:
-    if not scenario.envelope:
+def _joined_key(payload: object) -> int:
+    """The ``i`` of a joined payload: a list of ``FANOUT`` copies of the int ``i``; else ``-1``."""
+    if type(payload) is not list or len(payload) != api_flows.FANOUT:
+        return -1
+    first = _int_key(payload[0])
+    return first if all(p == first for p in payload) else -1
+
+
+def _items(
+    scenario: Scenario, envelope: ModuleType | None
+) -> tuple[Callable[[int], object], Callable[[object], int]]:
+    if envelope is None:
         return int, _int_key
-    headers_cls, message_cls = _envelope_classes(impl)
+    headers_cls, message_cls = envelope.Headers, envelope.Message
+    unwrap = _joined_key if scenario.graph == "fanout4_join" else _int_key
 
     def make(i: int) -> object:
         return message_cls(payload=i, headers=headers_cls(tenant="bench"))
 
     def key(result: object) -> int:
-        return _int_key(result.payload) if isinstance(result, message_cls) else -1
+        return unwrap(result.payload) if isinstance(result, message_cls) else -1
 
     return make, key
 
 
 def _setup(scenario: Scenario, impl: str) -> Setup:
-    make, key = _items(scenario, impl)
+    envelope = _envelope_module(impl) if scenario.envelope else None
+    make, key = _items(scenario, envelope)
     if impl in API_MODULES:
         api = _import(API_MODULES[impl], api_flows.REQUIRED_NAMES)
         api_build = api_flows.GRAPHS[scenario.graph]
-        return Setup(lambda: api_build(api), make, key)
+        # Upstream's fetch(trace_id=...) never returns for a cancelled trace (see drive_cancel).
+        return Setup(lambda: api_build(api), make, key, silent_cancel=impl == "upstream")
     if impl == "asyncio":
-        return Setup(floor_flows.GRAPHS[scenario.graph], make, key)
+        floor_build = floor_flows.GRAPHS[scenario.graph]
+        return Setup(lambda: floor_build(envelope), make, key)
     raise ValueError(f"unknown impl {impl!r}; choose from otel, upstream, asyncio")
-
-
-def _rss_now_mb() -> float | None:
-    try:
-        with open("/proc/self/statm") as statm:
-            pages = int(statm.read().split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _percentile_ms(sorted_ns: list[int], q: float) -> float | None:
@@ -117,12 +124,42 @@ def _construct_us(make: Callable[[int], object], count: int) -> float:
     return (perf_counter_ns() - start) / 1e3 / max(count, 1)
 
 
-async def _measure(setup: Setup, messages: int, warmup: int, budget_s: float) -> DriveResult:
+def _default_warmup(scenario: Scenario, messages: int) -> int:
+    if scenario.driver == "memory":
+        return 0  # its first segment is the warm-up
+    if scenario.driver == "stream":
+        return min(10, messages // 10)
+    return min(1000, messages // 10)
+
+
+async def _run_driver(
+    scenario: Scenario, setup: Setup, flow: FlowHandle, count: int, budget_s: float
+) -> DriveResult:
+    if scenario.driver == "cancel":
+        return await drive_cancel(
+            flow,
+            setup.make,
+            setup.key,
+            count,
+            budget_s,
+            concurrency=min(scenario.concurrency, max(count, 1)),
+            silent_cancel=setup.silent_cancel,
+        )
+    if scenario.driver == "stream":
+        return await drive_stream(flow, setup.make, count, budget_s)
+    if scenario.driver == "memory":
+        return await drive_memory(flow, setup.make, setup.key, count, budget_s)
+    return await drive(flow, setup.make, setup.key, count, budget_s)
+
+
+async def _measure(
+    scenario: Scenario, setup: Setup, messages: int, warmup: int, budget_s: float
+) -> tuple[DriveResult, DriveResult | None]:
+    """The measured drive, and the warm-up's when there was one (its counts are checked too)."""
     flow = setup.build()
     try:
-        if warmup:
-            await drive(flow, setup.make, setup.key, warmup, budget_s)
-        return await drive(flow, setup.make, setup.key, messages, budget_s)
+        warm = await _run_driver(scenario, setup, flow, warmup, budget_s) if warmup else None
+        return await _run_driver(scenario, setup, flow, messages, budget_s), warm
     finally:
         await flow.stop()
 
@@ -137,9 +174,12 @@ def _runtime_version(impl: str) -> str | None:
         return None
 
 
-def _report(args: argparse.Namespace, run: DriveResult, rss_import: float | None) -> dict[str, Any]:
+def _report(
+    args: argparse.Namespace, run: DriveResult, warm: DriveResult | None, rss_import: float | None
+) -> dict[str, Any]:
     elapsed_s = run.elapsed_ns / 1e9
     latencies = sorted(run.latencies_ns)
+    units = run.timed_units
     return {
         "impl": args.impl,
         "scenario": args.scenario,
@@ -147,9 +187,12 @@ def _report(args: argparse.Namespace, run: DriveResult, rss_import: float | None
         "results": run.results,
         "invalid": run.invalid,
         "timed_out": run.timed_out,
+        "warmup": None
+        if warm is None
+        else {"sent": warm.sent, "results": warm.results, "invalid": warm.invalid},
         "elapsed_s": elapsed_s,
-        "msgs_per_s": run.results / elapsed_s if elapsed_s else 0.0,
-        "us_per_msg": elapsed_s * 1e6 / run.results if run.results else None,
+        "msgs_per_s": units / elapsed_s if elapsed_s else 0.0,
+        "us_per_msg": elapsed_s * 1e6 / units if units else None,
         "p50_ms": _percentile_ms(latencies, 0.50),
         "p99_ms": _percentile_ms(latencies, 0.99),
         "max_ms": latencies[-1] / 1e6 if latencies else None,
@@ -158,7 +201,21 @@ def _report(args: argparse.Namespace, run: DriveResult, rss_import: float | None
         "modules_loaded": sorted(m for m in ("penguiflow", "penguiflow_otel") if m in sys.modules),
         "python": sys.version.split()[0],
         "runtime_version": _runtime_version(args.impl),
+        **run.extras,
+        "series": _thin(run.series),
     }
+
+
+def _thin(series: dict[str, list[list[float]]], points: int = 200) -> dict[str, list[list[float]]]:
+    """At most about ``points`` evenly spaced entries per series (first and last kept), for the JSON."""
+    out = {}
+    for name, values in series.items():
+        step = max(1, len(values) // points)
+        kept = values[::step]
+        if values and kept[-1] is not values[-1]:
+            kept.append(values[-1])
+        out[name] = [[round(x, 4) for x in row] for row in kept]
+    return out
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -167,7 +224,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scenario", required=True, choices=sorted(SCENARIOS))
     parser.add_argument("--messages", type=int, required=True)
     parser.add_argument("--warmup", type=int, default=None, help="default: messages // 10, at most 1000")
-    parser.add_argument("--budget", type=float, default=120.0, help="seconds before a drive gives up")
+    parser.add_argument("--budget", type=float, default=None, help="seconds before a drive gives up")
     return parser.parse_args(argv)
 
 
@@ -182,11 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     except Unavailable as exc:
         print(json.dumps({"impl": args.impl, "scenario": args.scenario, "unavailable": str(exc)}))
         return EXIT_UNAVAILABLE
-    rss_import = _rss_now_mb()
-    warmup = min(1000, args.messages // 10) if args.warmup is None else args.warmup
-    run = asyncio.run(_measure(setup, args.messages, warmup, args.budget))
-    record = _report(args, run, rss_import)
-    record["construct_us"] = _construct_us(setup.make, args.messages)
+    rss_import = rss_mb()
+    warmup = _default_warmup(scenario, args.messages) if args.warmup is None else args.warmup
+    budget = scenario.budget_s if args.budget is None else args.budget
+    run, warm = asyncio.run(_measure(scenario, setup, args.messages, warmup, budget))
+    record = _report(args, run, warm, rss_import)
+    record["construct_us"] = _construct_us(setup.make, min(args.messages, 100_000))
     print(json.dumps(record))
     return 0
 
