@@ -19,6 +19,7 @@ from ._message import Message
 from ._node import Node
 from ._results import ResultEntry, ResultStore
 from ._traces import CancelRing, TraceRecord
+from ._worker import CURRENT_WORKER
 from .telemetry._protocol import NO_OP_HOOKS, TelemetryHooks
 
 if TYPE_CHECKING:
@@ -33,8 +34,6 @@ _perf = time.perf_counter
 
 def current_worker() -> WorkerState | None:
     """The worker state of the running task, if it is a flow worker."""
-    from ._worker import CURRENT_WORKER
-
     return CURRENT_WORKER.get(None)
 
 

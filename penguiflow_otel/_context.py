@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -104,10 +105,12 @@ class Context:
         next_seq = self._stream_seq.get(sid, -1) + 1 if seq is None else seq
         self._stream_seq[sid] = next_seq
         chunk = StreamChunk(stream_id=sid, seq=next_seq, text=text, done=done, meta=dict(meta or {}))
-        message: Message[StreamChunk] = Message(
+        # Every field comes from already-validated objects, so the envelope skips re-validation.
+        message: Message[StreamChunk] = Message.model_construct(
             payload=chunk,
             headers=parent.headers,
             trace_id=parent.trace_id,
+            ts=time.time(),
             deadline_s=parent.deadline_s,
             meta=dict(parent.meta),
         )

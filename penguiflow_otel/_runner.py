@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -412,8 +413,6 @@ class PenguiFlow(Accounting):
     async def _wait_trace_result(self, record: TraceRecord) -> ResultEntry | None:
         fut: asyncio.Future[ResultEntry | None] = asyncio.get_running_loop().create_future()
         if record.fetch_waiters is None:
-            from collections import deque
-
             record.fetch_waiters = deque()
         record.fetch_waiters.append(fut)
         try:

@@ -291,6 +291,19 @@ async def _attempts(
             return
         if hooks_on:  # the invocation is over: node.duration must not include routing (telemetry.md 7.1)
             flow._safe_hook(_attempt_ended, flow, handle, "success", None, None, None)
+        try:
+            routed_now = _route_now(flow, rt, record, result)
+        except Exception as exc:  # F4: e.g. a tenant mismatch on the second of two puts
+            await _routing_failed(flow, rt, ws, item, record, exc, attempt, (_perf() - started) * 1000)
+            return
+        if routed_now:
+            ws.phase = DONE
+            if flow._events.wants(_INFO):
+                latency_ms = (_perf() - started) * 1000
+                await flow._event(
+                    "node_success", node, trace_id, _INFO, attempt=attempt, latency_ms=latency_ms
+                )
+            return
         ws.phase = ROUTE
         await _route_and_succeed(flow, rt, ws, item, record, result, handle, attempt, started)
         return
@@ -477,6 +490,28 @@ async def _deliver_final(
     result = item.model_copy(update={"payload": FinalAnswer(text=text)})
     await flow._deliver(_egress_floe(rt), rt.node, result, record, ws.handle, ws)
     ws.phase = DONE
+
+
+def _route_now(flow: PenguiFlow, rt: NodeRuntime, record: TraceRecord | None, result: object) -> bool:
+    """Route without suspending when nothing observes the puts and every target edge has room.
+
+    The hot path of a plain hop. It does all of the routing or none of it: ``False`` leaves the
+    result to ``_route_and_succeed``.
+    """
+    if flow._hooks_on or flow._registry is not None or flow._message_bus is not None:
+        return False
+    if isinstance(result, Message) and isinstance(result.payload, WM | FinalAnswer):
+        return False
+    floes = rt.out_floes
+    for floe in floes:
+        if floe._inbox is None or floe.full():
+            return False
+    if result is None:
+        return True
+    admit = flow._admit
+    for floe in floes:
+        floe.put_nowait((result, admit(result, record, None), None))
+    return True
 
 
 async def _route_and_succeed(
