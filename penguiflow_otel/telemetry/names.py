@@ -31,6 +31,9 @@ SCOPE_NAME: Final = "penguiflow_otel"
 PLANNER_SCOPE_NAME: Final = "penguiflow_otel.planner"
 """Instrumentation scope of the planner's tracer and meter (planner.md section 7)."""
 
+DEV_SCOPE_NAME: Final = "penguiflow_otel.dev"
+"""Instrumentation scope of the ``penguiflow-otel dev`` server's request spans (planner.md section 8.2)."""
+
 SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.44.0"
 """Semantic-convention version of both scopes; exported as the ``otel_scope_schema_url`` label."""
 
@@ -63,6 +66,9 @@ SPAN_REMOTE: Final = "remote {skill}"
 SPAN_REMOTE_CANCEL: Final = "remote_cancel {skill}"
 """Reserved for the later ``RemoteNode``: the cancellation of one remote call (kind CLIENT)."""
 
+SPAN_DEV_REQUEST: Final = "{method} {route}"
+"""One request to the ``dev`` server (kind SERVER), named as the HTTP conventions name server spans."""
+
 # Span events
 
 EVENT_CANCEL: Final = "penguiflow.cancel"
@@ -90,6 +96,18 @@ ATTR_SERVER_ADDRESS: Final = "server.address"
 
 ATTR_SERVER_PORT: Final = "server.port"
 """Port of the LLM endpoint, from the client's ``base_url`` (an int)."""
+
+ATTR_HTTP_REQUEST_METHOD: Final = "http.request.method"
+"""HTTP method of a ``dev`` server request span."""
+
+ATTR_HTTP_ROUTE: Final = "http.route"
+"""Route template of a ``dev`` server request span, e.g. ``/chat/stream``."""
+
+ATTR_URL_PATH: Final = "url.path"
+"""Path of a ``dev`` server request."""
+
+ATTR_HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+"""Status code a ``dev`` server request answered with (an int)."""
 
 # Runtime attributes (telemetry.md section 5.2)
 
