@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._bus import BusEnvelope
 from ._dispatch import CORE_LOGGER
-from ._message import Message
+from ._message import WM, Message
 from ._node import Node
 from ._results import ResultEntry, ResultStore
 from ._traces import CancelRing, TraceRecord
@@ -24,7 +24,7 @@ from .telemetry._protocol import NO_OP_HOOKS, TelemetryHooks
 
 if TYPE_CHECKING:
     from ._bus import MessageBus
-    from ._edge import Floe
+    from ._edge import Entry, Floe
     from ._worker import WorkerState
 
 __all__ = ["Accounting", "current_worker"]
@@ -179,6 +179,22 @@ class Accounting:
         else:
             await self._send(floe, item, None, None)
 
+    def _send_now_from_context(self, floe: Floe, item: object) -> bool:
+        """``ctx.emit``'s fast path: put or deliver without suspending; ``False``: use the async path."""
+        if self._hooks_on or self._message_bus is not None:
+            return False
+        worker = current_worker()
+        if worker is None or worker.node_rt.ctx.owner is not floe.source:
+            worker = None
+        held = worker.record if worker is not None else None
+        if floe._inbox is not None:
+            return self._try_send(floe, item, held)
+        if isinstance(item, Message) and isinstance(item.payload, WM):
+            return False  # a WM delivery records its hops; the full path does that
+        source = floe.source
+        assert isinstance(source, Node)
+        return self._deliver_now(floe, source, item, held, worker)
+
     def _try_send(self, floe: Floe, item: object, held: TraceRecord | None) -> bool:
         """Put ``item`` without waiting when nothing observes the put; ``False``: use ``_send``.
 
@@ -190,6 +206,46 @@ class Accounting:
         record = self._admit(item, held, None)
         floe.put_nowait((item, record, None))
         return True
+
+    async def _wait_put(self, floe: Floe, entry: Entry) -> float:
+        """Wait for room on ``floe`` and put the already admitted ``entry``; return seconds waited."""
+        started = _perf()
+        first = True
+        try:
+            while True:
+                await floe.wait_for_room(first)
+                first = False
+                if floe.put_nowait(entry):
+                    return _perf() - started
+        except BaseException:
+            self._abandon(entry[1])
+            raise
+
+    def _deliver_now(
+        self, floe: Floe, source: Node, item: object, held: TraceRecord | None, worker: WorkerState | None
+    ) -> bool:
+        """Deliver a result without waiting when its buffer has room (nothing observing); else False.
+
+        An undone admission never ends a trace: a full buffer's results keep its trace active.
+        """
+        record = self._admit_result(item, held)
+        entry = ResultEntry(item, record, source, floe, None)
+        delivered, woke = self._results.try_deliver(entry)
+        if not delivered:
+            self._finalize(record)
+            return False
+        floe.unfetched += 1
+        if woke and worker is not None:
+            worker.woke_fetch = True
+        return True
+
+    def _admit_result(self, item: object, held: TraceRecord | None) -> TraceRecord | None:
+        """Admit a result: one without a trace id is filed under the trace its worker holds."""
+        if held is not None and getattr(item, "trace_id", None) is None:
+            held.pending += 1
+            self._work += 1
+            return held
+        return self._admit(item, held, None)
 
     async def _send(
         self,
@@ -273,7 +329,7 @@ class Accounting:
         worker: WorkerState | None,
     ) -> float:
         """Deliver a result to the Rookery, waiting while its buffer is full."""
-        if getattr(item, "trace_id", None) is None and held is not None:
+        if held is not None and getattr(item, "trace_id", None) is None:
             record: TraceRecord | None = held
             held.pending += 1
             self._work += 1
@@ -300,11 +356,8 @@ class Accounting:
             raise
         if floe is not None:
             floe.unfetched += 1
-        if record is not None and isinstance(item, Message):
-            from ._message import WM
-
-            if isinstance(item.payload, WM):
-                record.wm_hops = item.payload.hops
+        if record is not None and isinstance(item, Message) and isinstance(item.payload, WM):
+            record.wm_hops = item.payload.hops
         if woke and worker is not None:
             worker.woke_fetch = True
         if self._hooks_on:

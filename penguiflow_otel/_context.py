@@ -79,7 +79,8 @@ class Context:
         """Send ``msg`` to each target edge (default: every outgoing edge), awaiting room."""
         runtime = self._running()
         for floe in self._resolve(to, self._outgoing):
-            await runtime._send_from_context(floe, msg)
+            if not runtime._send_now_from_context(floe, msg):
+                await runtime._send_from_context(floe, msg)
 
     def emit_nowait(self, msg: Any, to: Target = None) -> None:
         """Send without waiting; ``asyncio.QueueFull`` when a target edge is full."""
@@ -114,7 +115,7 @@ class Context:
             deadline_s=parent.deadline_s,
             meta=dict(parent.meta),
         )
-        if not first:
+        if not first and runtime._chunk_capacity_full(sid):
             await runtime._await_chunk_capacity(sid)
         runtime._chunk_emitted(self._owner, chunk)
         await self.emit(message, to=to)

@@ -647,14 +647,19 @@ class PenguiFlow(Accounting):
         if self._hooks_on:
             self._safe_hook(self._hooks.chunk_emitted, owner, chunk)
 
-    async def _await_chunk_capacity(self, stream_id: str) -> None:
+    def _chunk_capacity_full(self, stream_id: str) -> bool:
+        """Whether a non-first chunk must wait: ``pending(K) - 1 >= queue_maxsize`` (upstream's quirk)."""
         maxsize = self._queue_maxsize
         if maxsize <= 0:
-            return
+            return False
+        record = self._records.get(stream_id)
+        return record is not None and record.pending - 1 >= maxsize
+
+    async def _await_chunk_capacity(self, stream_id: str) -> None:
         while True:
-            record = self._records.get(stream_id)
-            if record is None or record.pending - 1 < maxsize:
+            if not self._chunk_capacity_full(stream_id):
                 return
+            record = self._records[stream_id]
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             if record.chunk_waiters is None:
                 record.chunk_waiters = []

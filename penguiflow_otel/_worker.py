@@ -291,12 +291,14 @@ async def _attempts(
             return
         if hooks_on:  # the invocation is over: node.duration must not include routing (telemetry.md 7.1)
             flow._safe_hook(_attempt_ended, flow, handle, "success", None, None, None)
-        try:
-            routed_now = _route_now(flow, rt, record, result)
-        except Exception as exc:  # F4: e.g. a tenant mismatch on the second of two puts
-            await _routing_failed(flow, rt, ws, item, record, exc, attempt, (_perf() - started) * 1000)
-            return
-        if routed_now:
+        if _plain_route(flow, result):
+            ws.phase = ROUTE
+            try:
+                if result is not None:
+                    await _route_plain(flow, rt, ws, record, result)
+            except Exception as exc:  # F4: e.g. a tenant mismatch on the second of two puts
+                await _routing_failed(flow, rt, ws, item, record, exc, attempt, (_perf() - started) * 1000)
+                return
             ws.phase = DONE
             if flow._events.wants(_INFO):
                 latency_ms = (_perf() - started) * 1000
@@ -492,26 +494,30 @@ async def _deliver_final(
     ws.phase = DONE
 
 
-def _route_now(flow: PenguiFlow, rt: NodeRuntime, record: TraceRecord | None, result: object) -> bool:
-    """Route without suspending when nothing observes the puts and every target edge has room.
-
-    The hot path of a plain hop. It does all of the routing or none of it: ``False`` leaves the
-    result to ``_route_and_succeed``.
-    """
+def _plain_route(flow: PenguiFlow, result: object) -> bool:
+    """Whether routing ``result`` is plain: no telemetry, validation or bus, no controller payload."""
     if flow._hooks_on or flow._registry is not None or flow._message_bus is not None:
         return False
-    if isinstance(result, Message) and isinstance(result.payload, WM | FinalAnswer):
-        return False
-    floes = rt.out_floes
-    for floe in floes:
-        if floe._inbox is None or floe.full():
-            return False
-    if result is None:
-        return True
-    admit = flow._admit
-    for floe in floes:
-        floe.put_nowait((result, admit(result, record, None), None))
-    return True
+    return not (isinstance(result, Message) and isinstance(result.payload, WM | FinalAnswer))
+
+
+async def _route_plain(
+    flow: PenguiFlow, rt: NodeRuntime, ws: WorkerState, record: TraceRecord | None, result: object
+) -> None:
+    """The hot path of a hop: puts and deliveries without suspending while there is room.
+
+    Awaiting happens only for a full edge or result buffer, one frame below the attempt loop, so
+    a blocked worker resumes through as few frames as possible.
+    """
+    node = rt.node
+    for floe in rt.out_floes:
+        if floe._inbox is None:
+            if not flow._deliver_now(floe, node, result, record, ws):
+                await flow._deliver(floe, node, result, record, None, ws)
+            continue
+        entry = (result, flow._admit(result, record, None), None)
+        if not floe.put_nowait(entry):
+            await flow._wait_put(floe, entry)
 
 
 async def _route_and_succeed(
