@@ -66,14 +66,18 @@ class Accounting:
         try:
             return hook(*args)
         except Exception:  # hooks must never raise; a broken one costs telemetry, not the flow
-            CORE_LOGGER.debug("telemetry_hook_failed", exc_info=True)
-            counter = getattr(self._hooks, "instrumentation_error", None)
-            if counter is not None:
-                try:
-                    counter()
-                except Exception:
-                    CORE_LOGGER.debug("telemetry_error_count_failed", exc_info=True)
+            self._hook_failed()
             return None
+
+    def _hook_failed(self) -> None:
+        """Log and count a hook that raised (called from an ``except`` block)."""
+        CORE_LOGGER.debug("telemetry_hook_failed", exc_info=True)
+        counter = getattr(self._hooks, "instrumentation_error", None)
+        if counter is not None:
+            try:
+                counter()
+            except Exception:
+                CORE_LOGGER.debug("telemetry_error_count_failed", exc_info=True)
 
     def _consumer_failed(self, kind: str) -> None:
         if self._hooks_on:
@@ -125,7 +129,10 @@ class Accounting:
         self._cancel_ring.discard(record.trace_id)
         self._active_traces += 1
         if self._hooks_on:
-            record.handle = self._safe_hook(self._hooks.trace_started, self, item, producer)
+            try:
+                record.handle = self._hooks.trace_started(self, item, producer)
+            except Exception:
+                self._hook_failed()
 
     def _finalize(self, record: TraceRecord | None) -> bool:
         """Drop one pending item; returns True when this ended a cancelled trace (event owed)."""
@@ -150,7 +157,10 @@ class Accounting:
         handle, record.handle = record.handle, None
         self._trace_events.pop(record.trace_id, None)
         if self._hooks_on:
-            self._safe_hook(self._hooks.trace_ended, handle, reason)
+            try:
+                self._hooks.trace_ended(handle, reason)  # type: ignore[arg-type]
+            except Exception:
+                self._hook_failed()
         cancelled = record.cancelled
         if record.claimed and not record.fetch_waiters:
             record.claimed = False
@@ -195,17 +205,36 @@ class Accounting:
         assert isinstance(source, Node)
         return self._deliver_now(floe, source, item, held, worker)
 
-    def _try_send(self, floe: Floe, item: object, held: TraceRecord | None) -> bool:
-        """Put ``item`` without waiting when nothing observes the put; ``False``: use ``_send``.
+    def _try_send(self, floe: Floe, item: object, held: TraceRecord | None, producer: object = None) -> bool:
+        """Put ``item`` without waiting when the edge has room; ``False``: use ``_send``.
 
-        The fast path of routing: no telemetry, no bus, a node edge with room. It admits the item
-        only when it can also put it, so a ``False`` leaves nothing to undo.
+        The fast path of ``emit``: no bus to await, a node edge with room. It admits the item only
+        when it can also put it, so a ``False`` leaves nothing to undo.
         """
-        if self._hooks_on or self._message_bus is not None or floe._inbox is None or floe.full():
+        if self._message_bus is not None or floe._inbox is None or floe.full():
             return False
-        record = self._admit(item, held, None)
-        floe.put_nowait((item, record, None))
+        record = self._admit(item, held, producer)
+        if not self._hooks_on:
+            floe.put_nowait((item, record, None))
+            return True
+        stamp = self._enqueue_stamp(floe, item, producer, record)
+        floe.put_nowait((item, record, stamp))
+        try:
+            self._hooks.enqueue_finished(stamp, 0.0)
+        except Exception:
+            self._hook_failed()
         return True
+
+    def _enqueue_stamp(
+        self, floe: Floe | None, item: object, producer: object, record: TraceRecord | None
+    ) -> object:
+        """The telemetry stamp of a put or delivery that begins now."""
+        handle = record.handle if record is not None else None
+        try:
+            return self._hooks.enqueue_started(floe, item, producer, handle)
+        except Exception:
+            self._hook_failed()
+            return None
 
     async def _wait_put(self, floe: Floe, entry: Entry) -> float:
         """Wait for room on ``floe`` and put the already admitted ``entry``; return seconds waited."""

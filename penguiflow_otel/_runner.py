@@ -367,7 +367,10 @@ class PenguiFlow(Accounting):
         if floe is not None:
             floe.unfetched -= 1
         if self._hooks_on:
-            self._safe_hook(self._hooks.result_fetched, floe, entry.stamp)
+            try:
+                self._hooks.result_fetched(floe, entry.stamp)
+            except Exception:
+                self._hook_failed()
         record = entry.record
         if self._finalize(record) and record is not None:
             await self._cancel_finish_event(record)

@@ -98,7 +98,10 @@ async def run_worker(flow: PenguiFlow, rt: NodeRuntime, ws: WorkerState) -> None
             record.inflight += 1
         try:
             if flow._hooks_on:
-                flow._safe_hook(flow._hooks.dequeued, floe, stamp)
+                try:
+                    flow._hooks.dequeued(floe, stamp)
+                except Exception:
+                    flow._hook_failed()
             if (
                 isinstance(item, Message)
                 and item.deadline_s is not None
@@ -250,11 +253,12 @@ async def _attempts(
                 extra=flow._item_extra(item),
             )
         ws.phase = ATTEMPT
-        handle = (
-            flow._safe_hook(flow._hooks.attempt_started, node, stamp, attempt, item, previous)
-            if hooks_on
-            else None
-        )
+        handle = None
+        if hooks_on:
+            try:
+                handle = flow._hooks.attempt_started(node, stamp, attempt, item, previous)
+            except Exception:
+                flow._hook_failed()
         ws.handle = handle
         started = _perf()
         scope: asyncio.Timeout | None = None
@@ -290,15 +294,24 @@ async def _attempts(
             await _trace_cancelled(flow, rt, ws)  # a value returned after swallowing the cancel is discarded
             return
         if hooks_on:  # the invocation is over: node.duration must not include routing (telemetry.md 7.1)
-            flow._safe_hook(_attempt_ended, flow, handle, "success", None, None, None)
+            try:
+                flow._hooks.attempt_ended(handle, "success", None, retry_delay_s=None, failure_code=None)
+            except Exception:
+                flow._hook_failed()
         if _plain_route(flow, result):
             ws.phase = ROUTE
             try:
-                if result is not None:
-                    await _route_plain(flow, rt, ws, record, result)
+                blocked = (
+                    await _route_plain(flow, rt, ws, record, result, handle) if result is not None else 0.0
+                )
             except Exception as exc:  # F4: e.g. a tenant mismatch on the second of two puts
                 await _routing_failed(flow, rt, ws, item, record, exc, attempt, (_perf() - started) * 1000)
                 return
+            if hooks_on:
+                try:
+                    flow._hooks.routed(handle, "ok", blocked)
+                except Exception:
+                    flow._hook_failed()
             ws.phase = DONE
             if flow._events.wants(_INFO):
                 latency_ms = (_perf() - started) * 1000
@@ -316,13 +329,21 @@ async def _invoke(flow: PenguiFlow, rt: NodeRuntime, item: object, handle: objec
         if rt.direct:
             return await rt.node.func(item, rt.ctx)
         return await rt.node.invoke(item, rt.ctx, registry=flow._registry)
-    token = flow._safe_hook(flow._hooks.enter_attempt, handle)
+    hooks = flow._hooks
+    try:
+        token = hooks.enter_attempt(handle)
+    except Exception:
+        token = None
+        flow._hook_failed()
     try:
         if rt.direct:
             return await rt.node.func(item, rt.ctx)
         return await rt.node.invoke(item, rt.ctx, registry=flow._registry)
     finally:
-        flow._safe_hook(flow._hooks.exit_attempt, token)
+        try:
+            hooks.exit_attempt(token)
+        except Exception:
+            flow._hook_failed()
 
 
 async def _after_failure(
@@ -495,29 +516,44 @@ async def _deliver_final(
 
 
 def _plain_route(flow: PenguiFlow, result: object) -> bool:
-    """Whether routing ``result`` is plain: no telemetry, validation or bus, no controller payload."""
-    if flow._hooks_on or flow._registry is not None or flow._message_bus is not None:
+    """Whether routing ``result`` is plain: no validation or bus to serve, no controller payload."""
+    if flow._registry is not None or flow._message_bus is not None:
         return False
     return not (isinstance(result, Message) and isinstance(result.payload, WM | FinalAnswer))
 
 
 async def _route_plain(
-    flow: PenguiFlow, rt: NodeRuntime, ws: WorkerState, record: TraceRecord | None, result: object
-) -> None:
+    flow: PenguiFlow,
+    rt: NodeRuntime,
+    ws: WorkerState,
+    record: TraceRecord | None,
+    result: object,
+    handle: object,
+) -> float:
     """The hot path of a hop: puts and deliveries without suspending while there is room.
 
     Awaiting happens only for a full edge or result buffer, one frame below the attempt loop, so
-    a blocked worker resumes through as few frames as possible.
+    a blocked worker resumes through as few frames as possible. Returns the seconds blocked.
     """
     node = rt.node
+    hooks_on = flow._hooks_on
+    blocked = 0.0
     for floe in rt.out_floes:
         if floe._inbox is None:
-            if not flow._deliver_now(floe, node, result, record, ws):
-                await flow._deliver(floe, node, result, record, None, ws)
+            if hooks_on or not flow._deliver_now(floe, node, result, record, ws):
+                blocked += await flow._deliver(floe, node, result, record, handle, ws)
             continue
-        entry = (result, flow._admit(result, record, None), None)
-        if not floe.put_nowait(entry):
-            await flow._wait_put(floe, entry)
+        admitted = flow._admit(result, record, handle)
+        stamp = flow._enqueue_stamp(floe, result, handle, admitted) if hooks_on else None
+        entry = (result, admitted, stamp)
+        waited = 0.0 if floe.put_nowait(entry) else await flow._wait_put(floe, entry)
+        blocked += waited
+        if hooks_on:
+            try:
+                flow._hooks.enqueue_finished(stamp, waited)
+            except Exception:
+                flow._hook_failed()
+    return blocked
 
 
 async def _route_and_succeed(
@@ -597,7 +633,7 @@ async def _route(
             return await route_wm(flow, rt, ws, item, record, result, payload, handle)
     blocked = 0.0
     for floe in rt.out_floes:
-        if not flow._try_send(floe, result, record):
+        if not flow._try_send(floe, result, record, handle):
             blocked += await flow._send(floe, result, record, handle, ws)
     return blocked
 

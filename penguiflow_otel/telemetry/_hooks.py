@@ -48,11 +48,24 @@ _INTERNAL = SpanKind.INTERNAL
 class TraceHandle:
     """The root span of one flow trace and what its end needs."""
 
-    __slots__ = ("cancelled", "context", "dropped", "error_code", "error_type", "span", "started", "tenant")
+    __slots__ = (
+        "base",
+        "cancelled",
+        "dropped",
+        "error_code",
+        "error_type",
+        "root_context",
+        "span",
+        "started",
+        "tenant",
+    )
 
     def __init__(self, span: Span, tenant: str | None) -> None:
         self.span = span
-        self.context = trace.set_span_in_context(span)
+        # The context current where the trace began (an HTTP server span's baggage, say): attempts
+        # of this trace run in it, never in whatever the worker task inherited.
+        self.base = otel_context.get_current()
+        self.root_context: otel_context.Context | None = None
         self.started = _perf()
         self.tenant = tenant
         self.dropped = 0
@@ -144,6 +157,7 @@ class OTelHooks:
         self._node_attrs: dict[tuple[str, str, str | None], dict[str, Any]] = {}
         self._queue_attrs: dict[str, dict[str, Any]] = {}
         self._drop_attrs: dict[tuple[str, str], dict[str, Any]] = {}
+        self._trace_attrs: dict[tuple[str, str | None, str | None], dict[str, Any]] = {}
         self._tenant_on_metrics = self.options.tenant == "spans+metrics"
         self._seeding = _seeding_supported(self.tracer)
 
@@ -157,6 +171,19 @@ class OTelHooks:
             if error_type is not None:
                 attrs[n.ATTR_ERROR_TYPE] = error_type
             self._node_attrs[key] = attrs
+        return attrs
+
+    def _trace_metric_attrs(self, outcome: str, error_type: str | None, tenant: str | None) -> dict[str, Any]:
+        key = (outcome, error_type, tenant)
+        attrs = self._trace_attrs.get(key)
+        if attrs is None:
+            attrs = {n.ATTR_FLOW_NAME: self.flow_name, n.ATTR_OUTCOME: outcome}
+            if error_type is not None:
+                attrs[n.ATTR_ERROR_TYPE] = error_type
+            if tenant is not None:
+                attrs[n.ATTR_TENANT] = tenant
+            if len(self._trace_attrs) < 4 * (n.ERROR_TYPE_CAP + n.TENANT_CAP):
+                self._trace_attrs[key] = attrs
         return attrs
 
     def _queue_metric_attrs(self, queue: str) -> dict[str, Any]:
@@ -267,25 +294,31 @@ class OTelHooks:
         else:
             outcome = n.OUTCOME_CANCELLED
         if span.is_recording():
-            span.set_attribute(n.ATTR_OUTCOME, outcome)
-            span.set_attribute(n.ATTR_TRACE_MESSAGES_DROPPED, handle.dropped)
+            end_attrs: dict[str, Any] = {
+                n.ATTR_OUTCOME: outcome,
+                n.ATTR_TRACE_MESSAGES_DROPPED: handle.dropped,
+            }
             if outcome == n.OUTCOME_CANCELLED:
                 reason_attr = n.CANCEL_REASON_STOP if reason == "stopped" else n.CANCEL_REASON_TRACE_CANCEL
-                span.set_attribute(n.ATTR_CANCEL_REASON, reason_attr)
+                end_attrs[n.ATTR_CANCEL_REASON] = reason_attr
             elif outcome == n.OUTCOME_ERROR and handle.error_type is not None:
-                span.set_attribute(n.ATTR_ERROR_TYPE, handle.error_type)
+                end_attrs[n.ATTR_ERROR_TYPE] = handle.error_type
                 if handle.error_code is not None:
-                    span.set_attribute(n.ATTR_ERROR_CODE, handle.error_code)
+                    end_attrs[n.ATTR_ERROR_CODE] = handle.error_code
                 span.set_status(Status(StatusCode.ERROR, handle.error_code))
+            span.set_attributes(end_attrs)
         self._end(span)
         metrics = self.metrics
         if metrics is not None:
-            attrs: dict[str, Any] = {n.ATTR_FLOW_NAME: self.flow_name, n.ATTR_OUTCOME: outcome}
-            if outcome == n.OUTCOME_ERROR and handle.error_type is not None:
-                attrs[n.ATTR_ERROR_TYPE] = self._error_type(handle.error_type)
-            if self._tenant_on_metrics and handle.tenant is not None:
-                attrs[n.ATTR_TENANT] = handle.tenant
-            metrics.trace_duration.record(_perf() - handle.started, attrs)
+            error_type = (
+                self._error_type(handle.error_type)
+                if outcome == n.OUTCOME_ERROR and handle.error_type is not None
+                else None
+            )
+            tenant = metrics.tenant(handle.tenant) if self._tenant_on_metrics and handle.tenant else None
+            metrics.trace_duration.record(
+                _perf() - handle.started, self._trace_metric_attrs(outcome, error_type, tenant)
+            )
 
     # Items -----------------------------------------------------------------------------------
 
@@ -347,22 +380,35 @@ class OTelHooks:
         if isinstance(previous, Attempt) and previous.own_span:
             links = [Link(previous.span.get_span_context(), {n.ATTR_LINK_TYPE: n.LINK_TYPE_RETRY})]
         ctx = trace.set_span_in_context(parent) if parent is not None else otel_context.Context()
+        attrs = self._span_start_attrs(node_name, attempt)
+        if stamp_ is not None:
+            # The parent is sampled here, so under the parent-based samplers this span records.
+            wait = _perf() - stamp_.queued_at
+            attrs = {**attrs, n.ATTR_QUEUE_NAME: stamp_.queue, n.ATTR_QUEUE_WAIT_TIME: wait}
         span = tracer.start_span(
-            self._node_span_name(node_name),
-            context=ctx,
-            kind=_INTERNAL,
-            attributes=self._span_start_attrs(node_name, attempt),
-            links=links,
+            self._node_span_name(node_name), context=ctx, kind=_INTERNAL, attributes=attrs, links=links
         )
-        if span.is_recording() and stamp_ is not None:
-            span.set_attribute(n.ATTR_QUEUE_NAME, stamp_.queue)
-            span.set_attribute(n.ATTR_QUEUE_WAIT_TIME, _perf() - stamp_.queued_at)
         return Attempt(span, True, stamp_, node_name)
 
     def enter_attempt(self, attempt: object) -> object:
         if not isinstance(attempt, Attempt):
             return None
-        ctx = otel_context.set_value(_ATTEMPT_KEY, attempt, trace.set_span_in_context(attempt.span))
+        span = attempt.span
+        stamp = attempt.stamp
+        handle = stamp.handle if stamp is not None else None
+        if attempt.own_span:
+            base = handle.base if handle is not None else None
+            ctx = otel_context.set_value(_ATTEMPT_KEY, attempt, trace.set_span_in_context(span, base))
+        elif handle is not None and span is handle.span:
+            # An unsampled trace: one cached context per trace, so a hop costs one attach.
+            cached = handle.root_context
+            if cached is None:
+                cached = handle.root_context = trace.set_span_in_context(span, handle.base)
+            ctx = cached
+        elif span is trace.INVALID_SPAN:
+            return None
+        else:
+            ctx = trace.set_span_in_context(span)
         return otel_context.attach(ctx)
 
     def exit_attempt(self, token: object) -> None:
@@ -440,10 +486,10 @@ class OTelHooks:
         span = attempt.span
         if attempt.own_span:
             if span.is_recording():
-                span.set_attribute(n.ATTR_OUTCOME, n.OUTCOME_OK)
                 if blocked_s > 0.0:
                     span.set_attribute(n.ATTR_NODE_BLOCKED_TIME, blocked_s)
                 self._stream_attrs(attempt)
+                span.set_attribute(n.ATTR_OUTCOME, n.OUTCOME_OK)
             self._end(span)
         if self.metrics is not None:
             invoked = attempt.invoked_s if attempt.invoked_s is not None else _perf() - attempt.started
@@ -558,7 +604,7 @@ class OTelHooks:
         if self.metrics is not None:
             attrs: dict[str, Any] = dict(self.flow_attrs)
             if self._tenant_on_metrics and tenant is not None:
-                attrs[n.ATTR_TENANT] = tenant
+                attrs[n.ATTR_TENANT] = self.metrics.tenant(tenant)
             self.metrics.trace_cancellations.add(1, attrs)
 
     def chunk_emitted(self, owner: Any, chunk: object) -> None:

@@ -11,32 +11,49 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, MeterProvider, Observation
 
 from . import names as n
+from ._histograms import LocalHistogram, install_local_histograms, supports_local_histograms
 
 if TYPE_CHECKING:
     from .._runner import PenguiFlow
 
-__all__ = ["RuntimeInstruments", "instruments_for"]
+__all__ = ["Recorder", "RuntimeInstruments", "instruments_for"]
 
 _logger = logging.getLogger("penguiflow_otel.telemetry")
 Attrs = dict[str, Any]
 
 
+class Recorder(Protocol):
+    """What the hooks need of a histogram: an SDK one, or a local one (``_histograms.py``)."""
+
+    def record(self, value: float, attributes: Mapping[str, Any]) -> None: ...
+
+
 class RuntimeInstruments:
     """Every runtime instrument of one meter provider, plus the flows its gauges read."""
 
-    def __init__(self, meter: Meter) -> None:
+    def __init__(self, meter: Meter, local: list[LocalHistogram] | None = None) -> None:
         self.flows: tuple[PenguiFlow, ...] = ()
         self._lock = threading.Lock()
-        self.trace_duration = _histogram(meter, n.METRIC_TRACE_DURATION)
-        self.node_duration = _histogram(meter, n.METRIC_NODE_DURATION)
-        self.queue_wait = _histogram(meter, n.METRIC_QUEUE_WAIT_DURATION)
-        self.queue_blocked = _histogram(meter, n.METRIC_QUEUE_BLOCKED_DURATION)
+        specs = (
+            n.METRIC_TRACE_DURATION,
+            n.METRIC_NODE_DURATION,
+            n.METRIC_QUEUE_WAIT_DURATION,
+            n.METRIC_QUEUE_BLOCKED_DURATION,
+        )
+        histograms: list[Recorder]
+        if local is not None:
+            histograms = [LocalHistogram(spec) for spec in specs]
+            local.extend(histograms)  # type: ignore[arg-type]
+        else:
+            histograms = [_histogram(meter, spec) for spec in specs]
+        self.local_histograms = local is not None
+        self.trace_duration, self.node_duration, self.queue_wait, self.queue_blocked = histograms
         self.trace_cancellations = _counter(meter, n.METRIC_TRACE_CANCELLATIONS)
         self.node_retries = _counter(meter, n.METRIC_NODE_RETRIES)
         self.node_failures = _counter(meter, n.METRIC_NODE_FAILURES)
@@ -46,6 +63,7 @@ class RuntimeInstruments:
         self.consumer_failures = _counter(meter, n.METRIC_CONSUMER_FAILURES)
         self.telemetry_errors = _counter(meter, n.METRIC_TELEMETRY_ERRORS)
         self._error_types: set[str] = set()
+        self._tenants: set[str] = set()
         for spec, read in (
             (n.METRIC_TRACE_ACTIVE, self._trace_active),
             (n.METRIC_NODE_ACTIVE, self._node_active),
@@ -78,6 +96,16 @@ class RuntimeInstruments:
             return value
         if len(self._error_types) < n.ERROR_TYPE_CAP:
             self._error_types.add(value)
+            return value
+        self.telemetry_errors.add(1, {n.ATTR_ERROR_TYPE: n.ERROR_TYPE_CARDINALITY_OVERFLOW})
+        return n.OTHER
+
+    def tenant(self, value: str) -> str:
+        """``value``, or ``_OTHER`` past the cap of distinct tenants on metrics (counted as an overflow)."""
+        if value in self._tenants:
+            return value
+        if len(self._tenants) < n.TENANT_CAP:
+            self._tenants.add(value)
             return value
         self.telemetry_errors.add(1, {n.ATTR_ERROR_TYPE: n.ERROR_TYPE_CARDINALITY_OVERFLOW})
         return n.OTHER
@@ -173,5 +201,8 @@ def instruments_for(meter_provider: MeterProvider) -> RuntimeInstruments:
             from .._version import __version__
 
             meter = meter_provider.get_meter(n.SCOPE_NAME, __version__, schema_url=n.SCHEMA_URL)
-            found = _BY_PROVIDER[meter_provider] = RuntimeInstruments(meter)
+            local: list[LocalHistogram] | None = [] if supports_local_histograms(meter_provider) else None
+            found = _BY_PROVIDER[meter_provider] = RuntimeInstruments(meter, local)
+            if local is not None:
+                install_local_histograms(meter_provider, local, __version__)
         return found
