@@ -19,13 +19,13 @@ from ._message import WM, Message
 from ._node import Node
 from ._results import ResultEntry, ResultStore
 from ._traces import CancelRing, TraceRecord
-from ._worker import CURRENT_WORKER
+from ._worker_state import CURRENT_WORKER
 from .telemetry._protocol import NO_OP_HOOKS, TelemetryHooks
 
 if TYPE_CHECKING:
     from ._bus import MessageBus
     from ._edge import Entry, Floe
-    from ._worker import WorkerState
+    from ._worker_state import WorkerState
 
 __all__ = ["Accounting", "current_worker"]
 

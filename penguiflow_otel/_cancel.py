@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ._errors import TenantMismatch
 from ._graph import OPEN_SEA
 from ._patterns import clear_join_buckets, purge_join_buckets
-from ._worker import CANCELLING, DONE, IDLE
+from ._worker_state import CANCELLING, DONE, IDLE
 
 if TYPE_CHECKING:
     from ._edge import Entry

@@ -15,7 +15,7 @@ from ._message import WM, FinalAnswer, Message
 if TYPE_CHECKING:
     from ._runner import PenguiFlow
     from ._traces import TraceRecord
-    from ._worker import NodeRuntime, WorkerState
+    from ._worker_state import NodeRuntime, WorkerState
 
 __all__ = ["route_wm"]
 
@@ -31,9 +31,9 @@ async def route_wm(
     handle: object,
 ) -> float:
     """Route a WM result; return seconds blocked."""
-    from ._worker import _egress_floe
+    from ._worker_state import egress_floe
 
-    egress = _egress_floe(rt)
+    egress = egress_floe(rt)
     node = rt.node
 
     async def final(text: str) -> float:

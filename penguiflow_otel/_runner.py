@@ -32,7 +32,8 @@ from ._patterns import join_bucket_count
 from ._results import PlainWaiter, ResultEntry, ResultStore
 from ._statistics import FlowStatistics
 from ._traces import TraceRecord
-from ._worker import NodeRuntime, WorkerState, run_worker
+from ._worker import run_worker
+from ._worker_state import NodeRuntime, WorkerState
 from .telemetry._protocol import NoOpHooks, TelemetryHooks, resolve_hooks
 from .telemetry._w3c import parse_traceparent
 

@@ -13,74 +13,34 @@ import asyncio
 import logging
 import time
 import warnings
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from ._controller import route_wm
-from ._dispatch import exception_repr, exception_text
-from ._edge import Floe, Inbox
-from ._errors import FlowError, FlowErrorCode
+from ._failures import after_failure, deadline_passed, routing_failed
 from ._message import WM, FinalAnswer, Message
-from ._retry import backoff_delay, should_retry
+from ._worker_state import (
+    ATTEMPT,
+    BACKOFF,
+    CANCELLING,
+    CURRENT_WORKER,
+    DONE,
+    HELD,
+    IDLE,
+    ROUTE,
+    NodeRuntime,
+    WorkerState,
+    attempt_ended,
+    egress_floe,
+)
 
 if TYPE_CHECKING:
-    from ._context import Context
-    from ._node import Node
     from ._runner import PenguiFlow
     from ._traces import TraceRecord
 
-__all__ = ["CURRENT_WORKER", "NodeRuntime", "WorkerState", "run_worker"]
+__all__ = ["run_worker"]
 
-CURRENT_WORKER: ContextVar[WorkerState | None] = ContextVar("penguiflow_otel_worker", default=None)
-
-IDLE, HELD, ATTEMPT, BACKOFF, ROUTE, CANCELLING, DONE = range(7)
 _perf = time.perf_counter
-_INFO, _WARNING, _ERROR, _DEBUG = logging.INFO, logging.WARNING, logging.ERROR, logging.DEBUG
-
-
-class NodeRuntime:
-    """What the workers of one node share in one flow."""
-
-    __slots__ = ("ctx", "direct", "inbox", "inflight", "is_egress", "node", "out_floes", "self_floe")
-
-    def __init__(
-        self, node: Node, ctx: Context, inbox: Inbox, out_floes: list[Floe], is_egress: bool
-    ) -> None:
-        self.node = node
-        self.ctx = ctx
-        self.inbox = inbox
-        self.out_floes = out_floes
-        self.is_egress = is_egress
-        self.inflight = 0
-        self.direct = True
-        self.self_floe = next((floe for floe in out_floes if floe.target is node), None)
-
-
-class WorkerState:
-    """One worker: the item it holds, its phase, and its trace-cancel flag."""
-
-    __slots__ = (
-        "cancel_requested",
-        "handle",
-        "item",
-        "node_rt",
-        "phase",
-        "record",
-        "stamp",
-        "task",
-        "woke_fetch",
-    )
-
-    def __init__(self, node_rt: NodeRuntime) -> None:
-        self.node_rt = node_rt
-        self.task: asyncio.Task[None] | None = None
-        self.item: object = None
-        self.record: TraceRecord | None = None
-        self.stamp: object = None
-        self.handle: object = None
-        self.phase = IDLE
-        self.cancel_requested = False
-        self.woke_fetch = False
+_INFO, _WARNING, _DEBUG = logging.INFO, logging.WARNING, logging.DEBUG
 
 
 async def run_worker(flow: PenguiFlow, rt: NodeRuntime, ws: WorkerState) -> None:
@@ -143,23 +103,9 @@ def _interrupted_by_stop(flow: PenguiFlow, ws: WorkerState) -> None:
     if not flow._hooks_on:
         return
     if ws.phase == ATTEMPT:
-        flow._safe_hook(_attempt_ended, flow, ws.handle, "stopped", None, None, None)
+        flow._safe_hook(attempt_ended, flow, ws.handle, "stopped", None, None, None)
     elif ws.phase == ROUTE:
         flow._safe_hook(flow._hooks.routed, ws.handle, "stopped", 0.0)
-
-
-def _attempt_ended(
-    flow: PenguiFlow,
-    handle: object,
-    outcome: Any,
-    exc: BaseException | None,
-    delay: float | None,
-    code: str | None,
-    timeout_s: float | None = None,
-) -> None:
-    flow._hooks.attempt_ended(
-        handle, outcome, exc, retry_delay_s=delay, failure_code=code, timeout_s=timeout_s
-    )
 
 
 async def _trace_cancelled(flow: PenguiFlow, rt: NodeRuntime, ws: WorkerState) -> None:
@@ -168,7 +114,7 @@ async def _trace_cancelled(flow: PenguiFlow, rt: NodeRuntime, ws: WorkerState) -
     ws.phase = CANCELLING
     if flow._hooks_on:
         if phase == ATTEMPT:
-            flow._safe_hook(_attempt_ended, flow, ws.handle, "cancelled", None, None, None)
+            flow._safe_hook(attempt_ended, flow, ws.handle, "cancelled", None, None, None)
         elif phase == ROUTE:
             flow._safe_hook(flow._hooks.routed, ws.handle, "cancelled", 0.0)
         if phase != DONE:
@@ -199,17 +145,8 @@ async def _deadline_skip(
     await flow._event("deadline_skip", node, item.trace_id, _INFO, extra={"deadline_s": item.deadline_s})
     payload = item.payload if isinstance(item.payload, FinalAnswer) else FinalAnswer(text="Deadline exceeded")
     result = item.model_copy(update={"payload": payload})
-    await flow._deliver(_egress_floe(rt), node, result, record, ws.stamp, ws)
+    await flow._deliver(egress_floe(rt), node, result, record, ws.stamp, ws)
     ws.phase = DONE
-
-
-def _egress_floe(rt: NodeRuntime) -> Floe | None:
-    if not rt.is_egress:
-        return None
-    for floe in rt.out_floes:
-        if floe._inbox is None:
-            return floe
-    return None  # pragma: no cover - an egress node always has its egress edge
 
 
 async def _attempts(
@@ -238,7 +175,7 @@ async def _attempts(
         if deadline is not None:
             remaining = deadline - flow._clock.time()
             if remaining <= 0:
-                await _deadline_passed(flow, rt, ws, item, record, attempt, held_since)
+                await deadline_passed(flow, rt, ws, item, record, attempt, held_since)
                 return
             if timeout is None or remaining <= timeout:
                 timeout, deadline_bound = remaining, True
@@ -280,7 +217,7 @@ async def _attempts(
                 outcome = "deadline" if fired and deadline_bound else "timeout"
             else:
                 outcome = "error"
-            retry = await _after_failure(
+            retry = await after_failure(
                 flow, rt, ws, item, record, exc, outcome, attempt, elapsed_ms, timeout if fired else None
             )
             if retry is None:
@@ -305,7 +242,7 @@ async def _attempts(
                     await _route_plain(flow, rt, ws, record, result, handle) if result is not None else 0.0
                 )
             except Exception as exc:  # F4: e.g. a tenant mismatch on the second of two puts
-                await _routing_failed(flow, rt, ws, item, record, exc, attempt, (_perf() - started) * 1000)
+                await routing_failed(flow, rt, ws, item, record, exc, attempt, (_perf() - started) * 1000)
                 return
             if hooks_on:
                 try:
@@ -344,175 +281,6 @@ async def _invoke(flow: PenguiFlow, rt: NodeRuntime, item: object, handle: objec
             hooks.exit_attempt(token)
         except Exception:
             flow._hook_failed()
-
-
-async def _after_failure(
-    flow: PenguiFlow,
-    rt: NodeRuntime,
-    ws: WorkerState,
-    item: object,
-    record: TraceRecord | None,
-    exc: Exception,
-    outcome: str,
-    attempt: int,
-    elapsed_ms: float,
-    fired_timeout: float | None,
-) -> float | None:
-    """Report a failed attempt; return the backoff delay when it will be retried, else None."""
-    node = rt.node
-    policy = node.policy
-    trace_id = getattr(item, "trace_id", None)
-    is_wm = isinstance(item, Message) and isinstance(item.payload, WM)
-    delay: float | None = None
-    code: FlowErrorCode | None = None
-    if outcome == "deadline":
-        code = None if is_wm else FlowErrorCode.DEADLINE_EXCEEDED
-    else:
-        retryable, predicate_failed = should_retry(policy, exc)
-        if predicate_failed:
-            flow._consumer_failed("retry_on")
-        if retryable and attempt < policy.max_retries:
-            delay = backoff_delay(policy, attempt + 1)
-        else:
-            code = FlowErrorCode.NODE_TIMEOUT if outcome == "timeout" else FlowErrorCode.NODE_EXCEPTION
-    if flow._hooks_on:
-        flow._safe_hook(
-            _attempt_ended, flow, ws.handle, outcome, exc, delay, code.value if code else None, fired_timeout
-        )
-    ws.phase = HELD
-    event_type = "node_error" if outcome == "error" else "node_timeout"
-    if flow._events.wants(_WARNING):
-        extra: dict[str, Any] = {"exception": exception_repr(exc)}
-        if outcome == "deadline":
-            extra["deadline_s"] = item.deadline_s  # type: ignore[attr-defined]
-        await flow._event(
-            event_type, node, trace_id, _WARNING, attempt=attempt, latency_ms=elapsed_ms, extra=extra
-        )
-    if delay is not None:
-        if flow._events.wants(_INFO):
-            await flow._event(
-                "node_retry",
-                node,
-                trace_id,
-                _INFO,
-                attempt=attempt + 1,
-                extra={"sleep_s": delay, "exception": exception_repr(exc)},
-            )
-        return delay
-    if code is None:  # a controller (WM) message past its deadline ends with a FinalAnswer
-        await _deliver_final(flow, rt, ws, item, record, "Deadline exceeded")
-        return None
-    error = _flow_error(node, item, code, exc, attempt, elapsed_ms, fired_timeout)
-    await _terminal(flow, rt, ws, item, record, error, exc)
-    return None
-
-
-def _flow_error(
-    node: Node,
-    item: object,
-    code: FlowErrorCode,
-    exc: BaseException | None,
-    attempt: int,
-    latency_ms: float | None,
-    fired_timeout: float | None,
-    elapsed_s: float | None = None,
-) -> FlowError:
-    metadata: dict[str, Any] = {"attempt": attempt}
-    if latency_ms is not None:
-        metadata["latency_ms"] = latency_ms
-    name = node.name
-    if code is FlowErrorCode.NODE_TIMEOUT:
-        timeout_s = node.policy.timeout_s
-        metadata["timeout_s"] = timeout_s
-        if timeout_s is not None:
-            message = f"Node '{name}' timed out after {timeout_s:.2f}s"
-        else:
-            message = exception_text(exc) if exc is not None else "timed out"
-    elif code is FlowErrorCode.DEADLINE_EXCEEDED:
-        metadata["deadline_s"] = getattr(item, "deadline_s", None)
-        seconds = elapsed_s if elapsed_s is not None else (latency_ms or 0.0) / 1000
-        message = f"Node '{name}' exceeded its deadline after {seconds:.2f}s"
-    else:
-        assert exc is not None
-        metadata["exception_repr"] = exception_repr(exc)
-        message = f"Node '{name}' raised {type(exc).__name__}: {exception_text(exc)}"
-    return FlowError(
-        trace_id=getattr(item, "trace_id", None),
-        node_name=name,
-        node_id=node.node_id,
-        code=code,
-        message=message,
-        original_exc=exc,
-        metadata=metadata,
-    )
-
-
-async def _terminal(
-    flow: PenguiFlow,
-    rt: NodeRuntime,
-    ws: WorkerState,
-    item: object,
-    record: TraceRecord | None,
-    error: FlowError,
-    exc: BaseException | None,
-) -> None:
-    """Report a terminal failure (``node_failed``) and deliver the error if errors go to the Rookery."""
-    if flow._events.wants(_ERROR):
-        extra = flow._item_extra(item)
-        extra["exception"] = exception_repr(exc) if exc is not None else error.message
-        extra["flow_error"] = error.to_payload()
-        await flow._event(
-            "node_failed",
-            rt.node,
-            error.trace_id,
-            _ERROR,
-            attempt=int(error.metadata.get("attempt", 0)),
-            latency_ms=error.metadata.get("latency_ms"),
-            extra=extra,
-            exc=exc,
-        )
-    if flow._emit_errors_to_rookery:
-        ws.phase = ROUTE
-        await flow._deliver(_egress_floe(rt), rt.node, error, record, ws.stamp, ws)
-    ws.phase = DONE
-
-
-async def _deadline_passed(
-    flow: PenguiFlow,
-    rt: NodeRuntime,
-    ws: WorkerState,
-    item: object,
-    record: TraceRecord | None,
-    attempt: int,
-    held_since: float,
-) -> None:
-    """F11: an attempt due to start after the deadline does not start."""
-    if isinstance(item, Message) and isinstance(item.payload, WM):
-        await _deliver_final(flow, rt, ws, item, record, "Deadline exceeded")
-        return
-    error = _flow_error(
-        rt.node,
-        item,
-        FlowErrorCode.DEADLINE_EXCEEDED,
-        None,
-        attempt,
-        None,
-        None,
-        elapsed_s=_perf() - held_since,
-    )
-    if flow._hooks_on:
-        flow._safe_hook(flow._hooks.failed, rt.node, ws.stamp, None, error.code, None, None)
-    await _terminal(flow, rt, ws, item, record, error, None)
-
-
-async def _deliver_final(
-    flow: PenguiFlow, rt: NodeRuntime, ws: WorkerState, item: object, record: TraceRecord | None, text: str
-) -> None:
-    assert isinstance(item, Message)
-    ws.phase = ROUTE
-    result = item.model_copy(update={"payload": FinalAnswer(text=text)})
-    await flow._deliver(_egress_floe(rt), rt.node, result, record, ws.handle, ws)
-    ws.phase = DONE
 
 
 def _plain_route(flow: PenguiFlow, result: object) -> bool:
@@ -571,7 +339,7 @@ async def _route_and_succeed(
     try:
         blocked = await _route(flow, rt, ws, item, record, result, handle)
     except Exception as exc:  # F4: a routing failure is terminal, never retried
-        await _routing_failed(flow, rt, ws, item, record, exc, attempt, invoked * 1000)
+        await routing_failed(flow, rt, ws, item, record, exc, attempt, invoked * 1000)
         return
     if flow._hooks_on:
         flow._safe_hook(flow._hooks.routed, handle, "ok", blocked)
@@ -580,35 +348,6 @@ async def _route_and_succeed(
         trace_id = getattr(item, "trace_id", None)
         latency_ms = (_perf() - started) * 1000
         await flow._event("node_success", rt.node, trace_id, _INFO, attempt=attempt, latency_ms=latency_ms)
-
-
-async def _routing_failed(
-    flow: PenguiFlow,
-    rt: NodeRuntime,
-    ws: WorkerState,
-    item: object,
-    record: TraceRecord | None,
-    exc: Exception,
-    attempt: int,
-    invoked_ms: float,
-) -> None:
-    node = rt.node
-    error = _flow_error(node, item, FlowErrorCode.NODE_EXCEPTION, exc, attempt, invoked_ms, None)
-    error.metadata["phase"] = "route"
-    if flow._hooks_on:
-        flow._safe_hook(flow._hooks.failed, node, ws.stamp, ws.handle, error.code, exc, "route")
-    ws.phase = HELD
-    if flow._events.wants(_WARNING):
-        await flow._event(
-            "node_error",
-            node,
-            getattr(item, "trace_id", None),
-            _WARNING,
-            attempt=attempt,
-            latency_ms=invoked_ms,
-            extra={"exception": exception_repr(exc), "phase": "route"},
-        )
-    await _terminal(flow, rt, ws, item, record, error, exc)
 
 
 async def _route(
@@ -628,7 +367,7 @@ async def _route(
     if isinstance(result, Message):
         payload = result.payload
         if isinstance(payload, FinalAnswer):
-            return await flow._deliver(_egress_floe(rt), rt.node, result, record, handle, ws)
+            return await flow._deliver(egress_floe(rt), rt.node, result, record, handle, ws)
         if isinstance(payload, WM):
             return await route_wm(flow, rt, ws, item, record, result, payload, handle)
     blocked = 0.0
