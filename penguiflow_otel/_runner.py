@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,13 +22,14 @@ from ._clock import SYSTEM_CLOCK, Clock
 from ._context import _EMPTY, Context, Target
 from ._dispatch import CORE_LOGGER, EventSink
 from ._edge import Floe, wake_first
-from ._errors import FlowError, FlowErrorCode, TenantMismatch, TraceCancelled
+from ._errors import TenantMismatch
 from ._events import FlowEvent
+from ._fetching import fetch_plain, fetch_trace
 from ._graph import OPEN_SEA, ROOKERY, Endpoint, build_graph
 from ._message import WM, Message
 from ._node import Node
 from ._patterns import join_bucket_count
-from ._results import PlainWaiter, ResultEntry, ResultStore
+from ._results import ResultStore
 from ._statistics import FlowStatistics
 from ._traces import TraceRecord
 from ._worker import run_worker
@@ -339,101 +339,10 @@ class PenguiFlow(Accounting):
         if trace_id is not None:
             if from_ is not None:
                 raise RuntimeError("fetch(trace_id=...) does not support from_ filtering")
-            return await self._fetch_trace(trace_id, tenant)
-        sources: set[Node] | None = None
-        if from_ is not None:
-            if self._trace_scoped:
-                raise RuntimeError("fetch(from_=...) is not supported once trace-scoped fetching is enabled")
-            floes = self._rookery._resolve(from_, self._rookery._incoming)
-            sources = {floe.source for floe in floes if isinstance(floe.source, Node)}
-        entry = self._results.take_plain(sources)
-        if entry is None:
-            fut: asyncio.Future[ResultEntry] = asyncio.get_running_loop().create_future()
-            waiter = PlainWaiter(fut, sources)
-            self._results.plain_waiters.append(waiter)
-            try:
-                entry = await fut
-            except asyncio.CancelledError:
-                if fut.done() and not fut.cancelled():
-                    self._results.put_back(fut.result())
-                elif waiter in self._results.plain_waiters:
-                    self._results.plain_waiters.remove(waiter)
-                raise
-        return await self._hand_out(entry)
+            return await fetch_trace(self, trace_id, tenant)
+        return await fetch_plain(self, from_)
 
     fetch_any = fetch
-
-    async def _hand_out(self, entry: ResultEntry) -> Any:
-        floe = entry.floe
-        if floe is not None:
-            floe.unfetched -= 1
-        if self._hooks_on:
-            try:
-                self._hooks.result_fetched(floe, entry.stamp)
-            except Exception:
-                self._hook_failed()
-        record = entry.record
-        if self._finalize(record) and record is not None:
-            await self._cancel_finish_event(record)
-        return entry.item
-
-    def _cancelled_outcome(self, trace_id: str) -> FlowError:
-        if self._emit_errors_to_rookery:
-            return FlowError(
-                trace_id=trace_id,
-                node_name=None,
-                code=FlowErrorCode.TRACE_CANCELLED,
-                message=f"trace cancelled: {trace_id}",
-            )
-        raise TraceCancelled(trace_id)
-
-    async def _fetch_trace(self, trace_id: str, tenant: str | None) -> Any:
-        self._trace_scoped = True
-        record = self._records.get(trace_id)
-        active = record is not None and record.pending > 0
-        if tenant is not None:
-            bound = record.tenant if active and record is not None else self._cancel_ring.tenant(trace_id)
-            if bound is not None and bound != tenant:
-                raise TenantMismatch(trace_id)
-        if (record is not None and record.cancelled) or (not active and trace_id in self._cancel_ring):
-            if record is not None:
-                self._release_lock(record)
-            return self._cancelled_outcome(trace_id)
-        record = self._record(trace_id)
-        try:
-            self._results.claim(record)
-            entry = self._results.take_traced(record)
-            if entry is None:
-                entry = await self._wait_trace_result(record)
-                if entry is None:
-                    return self._cancelled_outcome(trace_id)
-            if tenant is not None and record.tenant is not None and record.tenant != tenant:
-                self._results.put_back(entry)
-                raise TenantMismatch(trace_id)
-            return await self._hand_out(entry)
-        finally:
-            self._release_lock(record)
-
-    async def _wait_trace_result(self, record: TraceRecord) -> ResultEntry | None:
-        fut: asyncio.Future[ResultEntry | None] = asyncio.get_running_loop().create_future()
-        if record.fetch_waiters is None:
-            record.fetch_waiters = deque()
-        record.fetch_waiters.append(fut)
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                entry = fut.result()
-                if entry is not None:
-                    self._results.put_back(entry)
-            raise
-        finally:
-            waiters = record.fetch_waiters
-            if waiters is not None:
-                if fut in waiters:
-                    waiters.remove(fut)
-                if not waiters:
-                    record.fetch_waiters = None
 
     # Cancellation ----------------------------------------------------------------------------
 
