@@ -6,7 +6,7 @@ import random
 import time
 from typing import Any, Generic, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import TypeVar
 
 from .telemetry._w3c import parse_traceparent
@@ -39,6 +39,8 @@ def new_trace_id() -> str:
 class Headers(BaseModel):
     """Routing and trace-context headers of a :class:`Message`."""
 
+    model_config = ConfigDict(defer_build=True)
+
     tenant: str
     topic: str | None = None
     priority: int = 0
@@ -53,6 +55,8 @@ class Message(BaseModel, Generic[T]):
     traceparent's trace id; a given ``trace_id`` that contradicts it is a validation error. A
     malformed traceparent is kept as given and ignored.
     """
+
+    model_config = ConfigDict(defer_build=True)
 
     payload: T
     headers: Headers
@@ -85,6 +89,8 @@ def trace_id_was_minted(message: Message[Any]) -> bool:
 class StreamChunk(BaseModel):
     """One chunk of a token or status stream."""
 
+    model_config = ConfigDict(defer_build=True)
+
     stream_id: str
     seq: int
     text: str
@@ -94,6 +100,8 @@ class StreamChunk(BaseModel):
 
 class WM(BaseModel):
     """Working memory of a controller loop: hops and token budgets."""
+
+    model_config = ConfigDict(defer_build=True)
 
     query: str
     facts: list[Any] = Field(default_factory=list)
@@ -107,12 +115,16 @@ class WM(BaseModel):
 class FinalAnswer(BaseModel):
     """A final answer; delivered to the Rookery, skipping successors."""
 
+    model_config = ConfigDict(defer_build=True)
+
     text: str
     citations: list[str] = Field(default_factory=list)
 
 
 class PlanStep(BaseModel):
     """A planning step (not used by the runtime)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     kind: Literal["retrieve", "web", "sql", "summarize", "route", "stop"]
     args: dict[str, Any] = Field(default_factory=dict)
@@ -121,6 +133,8 @@ class PlanStep(BaseModel):
 
 class Thought(BaseModel):
     """A set of plan steps with a rationale (not used by the runtime)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     steps: list[PlanStep]
     rationale: str
