@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flowkit import EventRecorder, Gate, assert_empty, make_message, passthrough, promptly, settle
 
 from penguiflow_otel import (
     Context,
     FlowError,
     FlowErrorCode,
-    FlowEvent,
-    FlowStatistics,
     Headers,
-    Message,
     Node,
     NodePolicy,
     PenguiFlow,
@@ -24,62 +21,6 @@ from penguiflow_otel import (
     create,
     join_k,
 )
-
-
-def make_message(payload: object, *, trace_id: str | None = None, tenant: str = "t") -> Message[Any]:
-    """A message for ``tenant``, with a fresh trace id unless one is given."""
-    if trace_id is None:
-        return Message(payload=payload, headers=Headers(tenant=tenant))
-    return Message(payload=payload, headers=Headers(tenant=tenant), trace_id=trace_id)
-
-
-async def settle(rounds: int = 30) -> None:
-    """Yield to the loop until every ready task has had many chances to run."""
-    for _ in range(rounds):
-        await asyncio.sleep(0)
-
-
-async def promptly(condition: Callable[[], bool], rounds: int = 200) -> None:
-    """Wait until ``condition`` holds, failing after ``rounds`` loop steps (wall-clock time never helps)."""
-    for _ in range(rounds):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition did not hold within a few loop steps")
-
-
-def assert_empty(stats: FlowStatistics) -> None:
-    """No pending work, no queued or held item, no buffered result, no per-trace table."""
-    assert stats.active_traces == 0
-    assert stats.pending == 0
-    assert stats.buffered_results == 0
-    assert all(size == 0 for size in stats.edge_size.values()), stats.edge_size
-    assert all(count == 0 for count in stats.node_inflight.values()), stats.node_inflight
-    assert all(size == 0 for size in stats.trace_tables.values()), stats.trace_tables
-
-
-class Recorder:
-    """A middleware keeping every FlowEvent, with an asyncio.Event per event type to wait on."""
-
-    def __init__(self) -> None:
-        self.events: list[FlowEvent] = []
-        self._seen: dict[str, asyncio.Event] = {}
-
-    async def __call__(self, event: FlowEvent) -> None:
-        self.events.append(event)
-        self.seen(event.event_type).set()
-
-    def seen(self, event_type: str) -> asyncio.Event:
-        """The asyncio.Event set once an event of this type has been recorded."""
-        return self._seen.setdefault(event_type, asyncio.Event())
-
-    def kinds(self, trace_id: str) -> list[str]:
-        """The event types recorded for one trace, in order."""
-        return [event.event_type for event in self.events if event.trace_id == trace_id]
-
-    def first(self, event_type: str, trace_id: str) -> FlowEvent:
-        """The first recorded event of a type for a trace."""
-        return next(e for e in self.events if e.event_type == event_type and e.trace_id == trace_id)
 
 
 class Hang:
@@ -101,30 +42,6 @@ class Hang:
             self.interrupted.append(message.payload)
             raise
         return message  # pragma: no cover - never released
-
-
-class Gate:
-    """A node body that holds each message until the test releases it, one at a time."""
-
-    def __init__(self) -> None:
-        self.started = asyncio.Event()
-        self.seen: list[object] = []
-        self._permits: asyncio.Queue[None] = asyncio.Queue()
-
-    def release(self, count: int = 1) -> None:
-        """Let ``count`` held (or future) invocations finish."""
-        for _ in range(count):
-            self._permits.put_nowait(None)
-
-    async def hold(self, message: Any, ctx: Context) -> Any:
-        self.seen.append(message.payload)
-        self.started.set()
-        await self._permits.get()
-        return message
-
-
-async def passthrough(message: Any, ctx: Context) -> Any:
-    return message
 
 
 # basics ------------------------------------------------------------------------------------------
@@ -250,10 +167,9 @@ async def test_stop_wakes_trace_scoped_fetches_and_keeps_the_marks() -> None:
 # interrupting work (F6) --------------------------------------------------------------------------
 
 
-async def test_cancel_interrupts_a_node_mid_invocation() -> None:
+async def test_cancel_interrupts_a_node_mid_invocation(recorder: EventRecorder) -> None:
     """cancel() interrupts user code holding the trace, purges its queued items, and the worker moves on."""
     hang = Hang()
-    recorder = Recorder()
     flow = create(Node(hang.body, name="only").to(), middlewares=[recorder])
     flow.run()
     await flow.emit(make_message("hang", trace_id="doomed"))
@@ -281,9 +197,8 @@ async def test_cancel_interrupts_a_node_mid_invocation() -> None:
     assert await flow.stop() == 0
 
 
-async def test_cancel_interrupts_a_backoff_sleep() -> None:
+async def test_cancel_interrupts_a_backoff_sleep(recorder: EventRecorder) -> None:
     """A trace cancelled during a retry backoff ends at once instead of after the 10 s sleep."""
-    recorder = Recorder()
     calls: list[object] = []
 
     async def flaky(message: Any, ctx: Context) -> Any:
@@ -315,9 +230,8 @@ async def test_cancel_interrupts_a_backoff_sleep() -> None:
     assert await flow.stop() == 0
 
 
-async def test_cancel_interrupts_a_put_blocked_on_a_full_edge() -> None:
+async def test_cancel_interrupts_a_put_blocked_on_a_full_edge(recorder: EventRecorder) -> None:
     """A worker blocked putting a cancelled trace's output downstream is freed; the output is discarded."""
-    recorder = Recorder()
     gate = Gate()
     head = Node(passthrough, name="head")
     sink = Node(gate.hold, name="sink")
@@ -396,13 +310,14 @@ async def test_cancel_leaves_other_traces_untouched() -> None:
     assert await flow.stop() == 0
 
 
-async def test_a_value_returned_after_swallowing_the_cancel_is_discarded() -> None:
-    """User code that swallows the trace's CancelledError and returns a value delivers nothing."""
-    gate = Gate()
-    recorder = Recorder()
+def stubborn(gate: Gate, payload: str) -> Node:
+    """A node named ``stubborn`` that swallows the trace's cancel on ``payload``, then waits at ``gate``.
 
-    async def stubborn(message: Any, ctx: Context) -> Any:
-        if message.payload == "x":
+    It sets ``gate.started`` once the cancel has been swallowed; other payloads pass straight through.
+    """
+
+    async def swallow_cancel(message: Any, ctx: Context) -> Any:
+        if message.payload == payload:
             try:
                 await asyncio.Event().wait()
             except asyncio.CancelledError:
@@ -410,7 +325,13 @@ async def test_a_value_returned_after_swallowing_the_cancel_is_discarded() -> No
             await gate.hold(message, ctx)
         return message
 
-    flow = create(Node(stubborn, name="stubborn").to(), middlewares=[recorder])
+    return Node(swallow_cancel, name="stubborn")
+
+
+async def test_a_value_returned_after_swallowing_the_cancel_is_discarded(recorder: EventRecorder) -> None:
+    """User code that swallows the trace's CancelledError and returns a value delivers nothing."""
+    gate = Gate()
+    flow = create(stubborn(gate, "x").to(), middlewares=[recorder])
     flow.run()
     await flow.emit(make_message("x", trace_id="stubborn"))
     await recorder.seen("node_start").wait()
@@ -431,21 +352,10 @@ async def test_a_value_returned_after_swallowing_the_cancel_is_discarded() -> No
     assert await flow.stop() == 0
 
 
-async def test_repeat_cancel_purges_again_without_a_second_start_event() -> None:
+async def test_repeat_cancel_purges_again_without_a_second_start_event(recorder: EventRecorder) -> None:
     """A second cancel() of a still-active trace purges new items; trace_cancel_start fires once."""
     gate = Gate()
-    recorder = Recorder()
-
-    async def stubborn(message: Any, ctx: Context) -> Any:
-        if message.payload == "first":
-            try:
-                await asyncio.Event().wait()
-            except asyncio.CancelledError:
-                gate.started.set()
-            await gate.hold(message, ctx)
-        return message
-
-    flow = create(Node(stubborn, name="stubborn").to(), middlewares=[recorder])
+    flow = create(stubborn(gate, "first").to(), middlewares=[recorder])
     flow.run()
     await flow.emit(make_message("first", trace_id="twice"))
     await recorder.seen("node_start").wait()
@@ -466,9 +376,10 @@ async def test_repeat_cancel_purges_again_without_a_second_start_event() -> None
     assert await flow.stop() == 0
 
 
-async def test_cancel_of_a_trace_with_only_unfetched_results_ends_it_inside_cancel() -> None:
+async def test_cancel_of_a_trace_with_only_unfetched_results_ends_it_inside_cancel(
+    recorder: EventRecorder,
+) -> None:
     """When the purge brings pending to 0, the trace ends before cancel() returns."""
-    recorder = Recorder()
     flow = create(Node(passthrough, name="only").to(), middlewares=[recorder])
     flow.run()
     await flow.emit(make_message("x", trace_id="buffered"))

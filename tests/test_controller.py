@@ -8,13 +8,13 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
+from flowkit import EventRecorder, fetch
 
 from penguiflow_otel import (
     WM,
     Context,
     FinalAnswer,
     FlowError,
-    FlowEvent,
     Headers,
     Message,
     Node,
@@ -25,45 +25,18 @@ from penguiflow_otel import (
 )
 
 
-class Recorder:
-    """A middleware keeping every event and waking waiters on a given event type."""
-
-    def __init__(self) -> None:
-        self.events: list[FlowEvent] = []
-        self._seen: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
-
-    async def __call__(self, event: FlowEvent) -> None:
-        self.events.append(event)
-        self._seen[event.event_type].set()
-
-    async def wait_for(self, event_type: str) -> None:
-        """Return once an event of ``event_type`` has been recorded."""
-        async with asyncio.timeout(2):
-            await self._seen[event_type].wait()
-
-    def stream(self) -> list[tuple[str, str | None, int]]:
-        """``(event_type, node_name, attempt)`` of every recorded event."""
-        return [(event.event_type, event.node_name, event.attempt) for event in self.events]
-
-
 def wm_msg(**wm_fields: Any) -> Message[Any]:
     """A message carrying a fresh WM."""
     return Message(payload=WM(query="q", **wm_fields), headers=Headers(tenant="t"))
 
 
-def controller(fn: Any, *, name: str = "ctl", **policy: Any) -> tuple[Node, PenguiFlow, Recorder]:
+def controller(fn: Any, *, name: str = "ctl", **policy: Any) -> tuple[Node, PenguiFlow, EventRecorder]:
     """A running flow with one self-looping controller node named ``name``."""
     node = Node(fn, name=name, allow_cycle=True, policy=NodePolicy(**policy))
-    recorder = Recorder()
+    recorder = EventRecorder()
     flow = create(node.to(node), middlewares=[recorder], emit_errors_to_rookery=True)
     flow.run()
     return node, flow, recorder
-
-
-async def fetch(flow: PenguiFlow) -> Any:
-    """One result, within two seconds."""
-    async with asyncio.timeout(2):
-        return await flow.fetch()
 
 
 # Hop budget ------------------------------------------------------------------------------------
@@ -84,7 +57,7 @@ async def test_hop_budget_ends_the_loop_with_a_final_answer() -> None:
     assert result.payload == FinalAnswer(text="Hop budget exhausted")
     assert result.trace_id == message.trace_id
     assert seen_hops == [0, 1, 2]
-    assert recorder.stream() == [("node_start", "ctl", 0), ("node_success", "ctl", 0)] * 3
+    assert recorder.steps() == [("node_start", "ctl", 0), ("node_success", "ctl", 0)] * 3
     assert flow.statistics().buffered_results == 0
     assert flow.statistics().active_traces == 0
     await flow.stop()
@@ -169,7 +142,7 @@ async def test_stream_updates_deliver_a_deep_copy_of_each_hop() -> None:
     assert [(wm.hops, wm.facts) for wm in updates] == [(1, [0]), (2, [0, 1])]
     assert results[2].payload == FinalAnswer(text="done")
     assert all(result.trace_id == message.trace_id for result in results)
-    assert [kind for kind, _, _ in recorder.stream()] == ["node_start", "node_success"] * 3
+    assert [kind for kind, _, _ in recorder.steps()] == ["node_start", "node_success"] * 3
     await flow.stop()
 
 
@@ -205,7 +178,7 @@ async def test_re_emitting_a_fetched_stream_update_is_dropped() -> None:
 # Routing failures (F4) -------------------------------------------------------------------------
 
 
-async def test_missing_self_edge_is_a_routing_failure_without_re_invocation() -> None:
+async def test_missing_self_edge_is_a_routing_failure_without_re_invocation(recorder: EventRecorder) -> None:
     """A WM result from a node with no self-edge fails routing once, whatever max_retries says."""
     calls = 0
 
@@ -214,7 +187,6 @@ async def test_missing_self_edge_is_a_routing_failure_without_re_invocation() ->
         calls += 1
         return message
 
-    recorder = Recorder()
     node = Node(no_loop, name="ctl", policy=NodePolicy(max_retries=3, backoff_base=0))
     flow = create(node.to(), middlewares=[recorder], emit_errors_to_rookery=True)
     flow.run()
@@ -229,7 +201,7 @@ async def test_missing_self_edge_is_a_routing_failure_without_re_invocation() ->
     assert error.metadata["attempt"] == 0
     assert isinstance(error.original_exc, KeyError)
     assert error.trace_id == message.trace_id
-    assert recorder.stream() == [
+    assert recorder.steps() == [
         ("node_start", "ctl", 0),
         ("node_error", "ctl", 0),
         ("node_failed", "ctl", 0),
@@ -259,9 +231,10 @@ async def test_deliveries_made_before_a_routing_failure_stand() -> None:
     await flow.stop()
 
 
-async def test_tenant_mismatch_while_routing_fails_once_and_keeps_earlier_puts() -> None:
+async def test_tenant_mismatch_while_routing_fails_once_and_keeps_earlier_puts(
+    recorder: EventRecorder,
+) -> None:
     """A result whose tenant differs from its trace's fails routing with no retry and no success."""
-    recorder = Recorder()
     calls = 0
     received: list[object] = []
 
@@ -291,14 +264,13 @@ async def test_tenant_mismatch_while_routing_fails_once_and_keeps_earlier_puts()
     assert calls == 1
     await recorder.wait_for("node_success")
     assert received == [message]
-    src_events = [(kind, attempt) for kind, node, attempt in recorder.stream() if node == "src"]
+    src_events = [(kind, attempt) for kind, node, attempt in recorder.steps() if node == "src"]
     assert src_events == [("node_start", 0), ("node_error", 0), ("node_failed", 0)]
     await flow.stop()
 
 
-async def test_routing_failure_without_errors_to_rookery_is_silent() -> None:
+async def test_routing_failure_without_errors_to_rookery_is_silent(recorder: EventRecorder) -> None:
     """By default a routing failure delivers nothing and the trace ends."""
-    recorder = Recorder()
 
     async def no_loop(message: Any, ctx: Context) -> Any:
         return message
@@ -315,9 +287,8 @@ async def test_routing_failure_without_errors_to_rookery_is_silent() -> None:
 # FinalAnswer (F18, section 12) -----------------------------------------------------------------
 
 
-async def test_returned_final_answer_runs_the_node_once_and_skips_successors() -> None:
+async def test_returned_final_answer_runs_the_node_once_and_skips_successors(recorder: EventRecorder) -> None:
     """A FinalAnswer result goes to the Rookery once, past the successors, with one node_success."""
-    recorder = Recorder()
     calls = 0
     downstream: list[object] = []
 
@@ -340,15 +311,14 @@ async def test_returned_final_answer_runs_the_node_once_and_skips_successors() -
     assert result.trace_id == message.trace_id
     assert calls == 1
     assert downstream == []
-    assert recorder.stream() == [("node_start", "first", 0), ("node_success", "first", 0)]
+    assert recorder.steps() == [("node_start", "first", 0), ("node_success", "first", 0)]
     stats = flow.statistics()
     assert (stats.buffered_results, stats.active_traces, stats.pending) == (0, 0, 0)
     await flow.stop()
 
 
-async def test_final_answer_from_a_controller_loop_is_delivered_once() -> None:
+async def test_final_answer_from_a_controller_loop_is_delivered_once(recorder: EventRecorder) -> None:
     """A controller that answers on its second pass produces exactly one result and two successes."""
-    recorder = Recorder()
 
     async def answers_second(message: Any, ctx: Context) -> Any:
         if message.payload.hops == 1:
@@ -360,7 +330,7 @@ async def test_final_answer_from_a_controller_loop_is_delivered_once() -> None:
     flow.run()
     await flow.emit(wm_msg())
     assert (await fetch(flow)).payload == FinalAnswer(text="final")
-    assert [kind for kind, _, _ in recorder.stream()] == ["node_start", "node_success"] * 2
+    assert [kind for kind, _, _ in recorder.steps()] == ["node_start", "node_success"] * 2
     assert flow.statistics().buffered_results == 0
     await flow.stop()
 
@@ -368,9 +338,10 @@ async def test_final_answer_from_a_controller_loop_is_delivered_once() -> None:
 # Deadline rules for WM (section 12, F11) -------------------------------------------------------
 
 
-async def test_controller_past_its_deadline_mid_run_returns_deadline_exceeded() -> None:
+async def test_controller_past_its_deadline_mid_run_returns_deadline_exceeded(
+    recorder: EventRecorder,
+) -> None:
     """A 0.02 s deadline on a controller sleeping 0.05 s ends with FinalAnswer('Deadline exceeded')."""
-    recorder = Recorder()
 
     async def slow(message: Any, ctx: Context) -> Any:
         await asyncio.sleep(0.05)
@@ -385,7 +356,7 @@ async def test_controller_past_its_deadline_mid_run_returns_deadline_exceeded() 
     assert isinstance(result, Message)
     assert result.payload == FinalAnswer(text="Deadline exceeded")
     assert result.trace_id == message.trace_id
-    assert [kind for kind, _, _ in recorder.stream()] == ["node_start", "node_timeout"]
+    assert [kind for kind, _, _ in recorder.steps()] == ["node_start", "node_timeout"]
     assert flow.statistics().buffered_results == 0
     await flow.stop()
 
@@ -400,7 +371,7 @@ async def test_wm_result_past_its_deadline_is_turned_into_a_final_answer() -> No
     await flow.emit(wm_msg())
     result = await fetch(flow)
     assert result.payload == FinalAnswer(text="Deadline exceeded")
-    assert [kind for kind, _, _ in recorder.stream()] == ["node_start", "node_success"]
+    assert [kind for kind, _, _ in recorder.steps()] == ["node_start", "node_success"]
     await flow.stop()
 
 

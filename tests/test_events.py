@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from flowkit import EventRecorder, ListStore, make_message, passthrough, run_once, wait_forever
 from pydantic import BaseModel
 
 from penguiflow_otel import (
@@ -20,8 +21,6 @@ from penguiflow_otel import (
     FinalAnswer,
     FlowError,
     FlowEvent,
-    Headers,
-    Message,
     ModelRegistry,
     Node,
     NodePolicy,
@@ -36,57 +35,21 @@ from penguiflow_otel.testing import ManualClock
 CORE = "penguiflow_otel.core"
 
 
-class Recorder:
-    """A middleware keeping every event and waking waiters on a given event type."""
-
-    def __init__(self) -> None:
-        self.events: list[FlowEvent] = []
-        self._seen: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
-
-    async def __call__(self, event: FlowEvent) -> None:
-        self.events.append(event)
-        self._seen[event.event_type].set()
-
-    async def wait_for(self, event_type: str) -> None:
-        """Return once an event of ``event_type`` has been recorded."""
-        async with asyncio.timeout(2):
-            await self._seen[event_type].wait()
-
-    def stream(self) -> list[tuple[str, int]]:
-        """``(event_type, attempt)`` of every recorded event, in order."""
-        return [(event.event_type, event.attempt) for event in self.events]
-
-    def of(self, event_type: str) -> list[FlowEvent]:
-        """The recorded events of one type."""
-        return [event for event in self.events if event.event_type == event_type]
-
-
-def msg(payload: object = "x", *, tenant: str = "t", **fields: Any) -> Message[Any]:
-    """A message with the given payload."""
-    return Message(payload=payload, headers=Headers(tenant=tenant), **fields)
-
-
-def flow_of(node: Node, recorder: Recorder, **kwargs: Any) -> PenguiFlow:
+def flow_of(node: Node, recorder: EventRecorder, **kwargs: Any) -> PenguiFlow:
     """A running one-node flow recording its events."""
     flow = create(node.to(), middlewares=[recorder], **kwargs)
     flow.run()
     return flow
 
 
-async def echo(message: Any, ctx: Context) -> Any:
-    """Return the input."""
-    return message
-
-
 # Canonical sequences (section 19.3) -------------------------------------------------------------
 
 
-async def test_success_emits_start_then_success() -> None:
+async def test_success_emits_start_then_success(recorder: EventRecorder) -> None:
     """A successful attempt is node_start (latency 0.0) then node_success, counting the routed result."""
-    recorder = Recorder()
-    node = Node(echo, name="a")
+    node = Node(passthrough, name="a")
     flow = flow_of(node, recorder)
-    message = msg()
+    message = make_message()
     await flow.emit(message)
     await recorder.wait_for("node_success")
     assert recorder.stream() == [("node_start", 0), ("node_success", 0)]
@@ -108,9 +71,8 @@ async def test_success_emits_start_then_success() -> None:
     assert recorder.stream()[2:] == [("node_cancelled", 0)]
 
 
-async def test_retry_then_success_emits_error_retry_and_a_second_attempt() -> None:
+async def test_retry_then_success_emits_error_retry_and_a_second_attempt(recorder: EventRecorder) -> None:
     """A failed attempt that is retried shows node_error, node_retry (next attempt), then a2's events."""
-    recorder = Recorder()
     calls = 0
 
     async def flaky(message: Any, ctx: Context) -> Any:
@@ -121,7 +83,7 @@ async def test_retry_then_success_emits_error_retry_and_a_second_attempt() -> No
         return message
 
     flow = flow_of(Node(flaky, policy=NodePolicy(max_retries=2, backoff_base=0.01)), recorder)
-    await flow.emit(msg())
+    await flow.emit(make_message())
     await recorder.wait_for("node_success")
     assert recorder.stream() == [
         ("node_start", 0),
@@ -138,16 +100,13 @@ async def test_retry_then_success_emits_error_retry_and_a_second_attempt() -> No
     await flow.stop()
 
 
-async def test_timeouts_to_failure_end_with_node_failed_carrying_the_timeout_error() -> None:
+async def test_timeouts_to_failure_end_with_node_failed_carrying_the_timeout_error(
+    recorder: EventRecorder,
+) -> None:
     """Two timed-out attempts end in node_failed with a NODE_TIMEOUT flow_error payload."""
-    recorder = Recorder()
-
-    async def stuck(message: Any, ctx: Context) -> Any:
-        await asyncio.Event().wait()
-
     policy = NodePolicy(timeout_s=0.05, max_retries=1, backoff_base=0.01)
-    flow = flow_of(Node(stuck, name="x", policy=policy), recorder)
-    message = msg()
+    flow = flow_of(Node(wait_forever, name="x", policy=policy), recorder)
+    message = make_message()
     await flow.emit(message)
     await recorder.wait_for("node_failed")
     assert recorder.stream() == [
@@ -172,16 +131,15 @@ async def test_timeouts_to_failure_end_with_node_failed_carrying_the_timeout_err
     await flow.stop()
 
 
-async def test_non_retryable_error_fails_after_one_attempt() -> None:
+async def test_non_retryable_error_fails_after_one_attempt(recorder: EventRecorder) -> None:
     """An exception retry_on does not accept fails at once: start, error, failed, all attempt 0."""
-    recorder = Recorder()
 
     async def broken(message: Any, ctx: Context) -> Any:
         raise KeyError("missing")
 
     policy = NodePolicy(max_retries=3, backoff_base=0.01, retry_on=ValueError)
     flow = flow_of(Node(broken, name="b", policy=policy), recorder)
-    await flow.emit(msg())
+    await flow.emit(make_message())
     await recorder.wait_for("node_failed")
     assert recorder.stream() == [("node_start", 0), ("node_error", 0), ("node_failed", 0)]
     failed = recorder.events[-1]
@@ -191,15 +149,16 @@ async def test_non_retryable_error_fails_after_one_attempt() -> None:
     await flow.stop()
 
 
-async def test_routing_failure_emits_route_phase_error_then_failure_without_success() -> None:
+async def test_routing_failure_emits_route_phase_error_then_failure_without_success(
+    recorder: EventRecorder,
+) -> None:
     """A result that cannot be routed gives node_error {phase route} and node_failed, no node_success."""
-    recorder = Recorder()
 
     async def controller(message: Any, ctx: Context) -> Any:
         return message
 
     flow = flow_of(Node(controller, name="ctl", policy=NodePolicy(max_retries=2)), recorder)
-    await flow.emit(msg(WM(query="q")))
+    await flow.emit(make_message(WM(query="q")))
     await recorder.wait_for("node_failed")
     assert recorder.stream() == [("node_start", 0), ("node_error", 0), ("node_failed", 0)]
     error, failed = recorder.events[1], recorder.events[2]
@@ -210,17 +169,15 @@ async def test_routing_failure_emits_route_phase_error_then_failure_without_succ
     await flow.stop()
 
 
-async def test_deadline_mid_run_times_out_once_and_fails_with_deadline_exceeded() -> None:
+async def test_deadline_mid_run_times_out_once_and_fails_with_deadline_exceeded(
+    recorder: EventRecorder,
+) -> None:
     """A running node past its message's deadline gets node_timeout {deadline_s}, then DEADLINE_EXCEEDED."""
-    recorder = Recorder()
     clock = ManualClock()
 
-    async def stuck(message: Any, ctx: Context) -> Any:
-        await asyncio.Event().wait()
-
-    flow = flow_of(Node(stuck, name="s", policy=NodePolicy(max_retries=3)), recorder, clock=clock)
+    flow = flow_of(Node(wait_forever, name="s", policy=NodePolicy(max_retries=3)), recorder, clock=clock)
     deadline = clock.time() + 0.05
-    await flow.emit(msg(deadline_s=deadline))
+    await flow.emit(make_message(deadline_s=deadline))
     await recorder.wait_for("node_failed")
     assert recorder.stream() == [("node_start", 0), ("node_timeout", 0), ("node_failed", 0)]
     timeout, failed = recorder.events[1], recorder.events[2]
@@ -230,9 +187,10 @@ async def test_deadline_mid_run_times_out_once_and_fails_with_deadline_exceeded(
     await flow.stop()
 
 
-async def test_deadline_mid_run_for_a_controller_gives_a_final_answer_instead_of_failing() -> None:
+async def test_deadline_mid_run_for_a_controller_gives_a_final_answer_instead_of_failing(
+    recorder: EventRecorder,
+) -> None:
     """A WM message past its deadline mid-run gets node_timeout and a FinalAnswer result, no node_failed."""
-    recorder = Recorder()
 
     async def slow_controller(message: Any, ctx: Context) -> Any:
         await asyncio.sleep(0.05)
@@ -241,7 +199,7 @@ async def test_deadline_mid_run_for_a_controller_gives_a_final_answer_instead_of
     node = Node(slow_controller, name="ctl", allow_cycle=True)
     flow = create(node.to(node), middlewares=[recorder])
     flow.run()
-    await flow.emit(msg(WM(query="q"), deadline_s=time.time() + 0.02))
+    await flow.emit(make_message(WM(query="q"), deadline_s=time.time() + 0.02))
     result = await flow.fetch()
     assert result.payload == FinalAnswer(text="Deadline exceeded")
     assert recorder.stream() == [("node_start", 0), ("node_timeout", 0)]
@@ -249,9 +207,8 @@ async def test_deadline_mid_run_for_a_controller_gives_a_final_answer_instead_of
     await flow.stop()
 
 
-async def test_deadline_at_dequeue_skips_the_node() -> None:
+async def test_deadline_at_dequeue_skips_the_node(recorder: EventRecorder) -> None:
     """A message already past its deadline yields only deadline_skip and a FinalAnswer result."""
-    recorder = Recorder()
     clock = ManualClock()
     calls = 0
 
@@ -262,7 +219,7 @@ async def test_deadline_at_dequeue_skips_the_node() -> None:
 
     flow = flow_of(Node(never), recorder, clock=clock)
     deadline = clock.time() - 1.0
-    await flow.emit(msg(deadline_s=deadline))
+    await flow.emit(make_message(deadline_s=deadline))
     result = await flow.fetch()
     assert result.payload == FinalAnswer(text="Deadline exceeded")
     assert recorder.stream() == [("deadline_skip", 0)]
@@ -274,15 +231,14 @@ async def test_deadline_at_dequeue_skips_the_node() -> None:
     await flow.stop()
 
 
-async def test_final_answer_returned_runs_once_with_one_success() -> None:
+async def test_final_answer_returned_runs_once_with_one_success(recorder: EventRecorder) -> None:
     """A node returning a FinalAnswer emits start and success once and delivers one result."""
-    recorder = Recorder()
 
     async def answer(message: Any, ctx: Context) -> Any:
         return message.model_copy(update={"payload": FinalAnswer(text="done")})
 
     flow = flow_of(Node(answer), recorder)
-    await flow.emit(msg(WM(query="q")))
+    await flow.emit(make_message(WM(query="q")))
     result = await flow.fetch()
     assert result.payload == FinalAnswer(text="done")
     assert recorder.stream() == [("node_start", 0), ("node_success", 0)]
@@ -290,17 +246,12 @@ async def test_final_answer_returned_runs_once_with_one_success() -> None:
     await flow.stop()
 
 
-async def test_cancel_in_flight_with_a_queued_item_emits_the_cancel_sequence() -> None:
+async def test_cancel_in_flight_with_a_queued_item_emits_the_cancel_sequence(recorder: EventRecorder) -> None:
     """Cancelling a trace with one item held and one queued gives start, cancel start, cancelled, finish."""
-    recorder = Recorder()
-
-    async def stuck(message: Any, ctx: Context) -> Any:
-        await asyncio.Event().wait()
-
-    flow = flow_of(Node(stuck, name="s"), recorder)
-    first = msg("one")
+    flow = flow_of(Node(wait_forever, name="s"), recorder)
+    first = make_message("one")
     await flow.emit(first)
-    await flow.emit(msg("two", trace_id=first.trace_id))
+    await flow.emit(make_message("two", trace_id=first.trace_id))
     await recorder.wait_for("node_start")
     assert await flow.cancel(first.trace_id) is True
     await recorder.wait_for("trace_cancel_finish")
@@ -328,15 +279,14 @@ async def test_cancel_in_flight_with_a_queued_item_emits_the_cancel_sequence() -
     await flow.stop()
 
 
-async def test_cancel_during_backoff_interrupts_the_sleep() -> None:
+async def test_cancel_during_backoff_interrupts_the_sleep(recorder: EventRecorder) -> None:
     """A cancel during a long backoff ends the message at once with node_trace_cancelled."""
-    recorder = Recorder()
 
     async def broken(message: Any, ctx: Context) -> Any:
         raise ValueError("boom")
 
     flow = flow_of(Node(broken, policy=NodePolicy(max_retries=1, backoff_base=30.0)), recorder)
-    message = msg()
+    message = make_message()
     await flow.emit(message)
     await recorder.wait_for("node_retry")
     assert await flow.cancel(message.trace_id) is True
@@ -354,9 +304,10 @@ async def test_cancel_during_backoff_interrupts_the_sleep() -> None:
 
 
 @pytest.mark.parametrize("outcome", ["returns", "raises"])
-async def test_node_swallowing_the_trace_cancel_has_its_outcome_discarded(outcome: str) -> None:
+async def test_node_swallowing_the_trace_cancel_has_its_outcome_discarded(
+    outcome: str, recorder: EventRecorder
+) -> None:
     """A node that catches the cancel and then returns or raises is neither routed nor retried."""
-    recorder = Recorder()
     release = asyncio.Event()
 
     async def stubborn(message: Any, ctx: Context) -> Any:
@@ -372,7 +323,7 @@ async def test_node_swallowing_the_trace_cancel_has_its_outcome_discarded(outcom
 
     node = Node(stubborn, policy=NodePolicy(max_retries=3, backoff_base=0.001))
     flow = flow_of(node, recorder, emit_errors_to_rookery=True)
-    message = msg()
+    message = make_message()
     await flow.emit(message)
     await recorder.wait_for("node_start")
     assert await flow.cancel(message.trace_id) is True
@@ -386,7 +337,7 @@ async def test_node_swallowing_the_trace_cancel_has_its_outcome_discarded(outcom
     ]
     stats = flow.statistics()
     assert (stats.active_traces, stats.buffered_results, stats.node_inflight) == (0, 0, {"stubborn": 0})
-    follow_up = msg("next")
+    follow_up = make_message("next")
     await flow.emit(follow_up)
     assert await flow.fetch() is follow_up
     await flow.stop()
@@ -413,12 +364,12 @@ async def test_item_of_a_cancelling_trace_is_dropped_at_dequeue() -> None:
 
     flow = create(Node(stuck, policy=NodePolicy(concurrency=2)).to(), middlewares=[slow_consumer])
     flow.run()
-    first = msg("one")
+    first = make_message("one")
     await flow.emit(first)
     await seen["node_start"].wait()
     assert await flow.cancel(first.trace_id) is True
     await seen["node_trace_cancelled"].wait()
-    await flow.emit(msg("two", trace_id=first.trace_id))
+    await flow.emit(make_message("two", trace_id=first.trace_id))
     await seen["trace_cancel_drop"].wait()
     gate.set()
     await seen["trace_cancel_finish"].wait()
@@ -435,10 +386,9 @@ async def test_item_of_a_cancelling_trace_is_dropped_at_dequeue() -> None:
     await flow.stop()
 
 
-async def test_stop_emits_one_node_cancelled_per_node_without_a_trace() -> None:
+async def test_stop_emits_one_node_cancelled_per_node_without_a_trace(recorder: EventRecorder) -> None:
     """stop() reports node_cancelled once per node, with no trace and no counters."""
-    recorder = Recorder()
-    a, b = Node(echo, name="a"), Node(echo, name="b")
+    a, b = Node(passthrough, name="a"), Node(passthrough, name="b")
     flow = create(a.to(b), b.to(), middlewares=[recorder])
     flow.run()
     await flow.stop()
@@ -451,14 +401,13 @@ async def test_stop_emits_one_node_cancelled_per_node_without_a_trace() -> None:
         assert (event.trace_pending, event.trace_inflight, event.trace_cancelled) == (None, 0, False)
 
 
-async def test_join_timeout_follows_each_arrivals_start_and_success() -> None:
+async def test_join_timeout_follows_each_arrivals_start_and_success(recorder: EventRecorder) -> None:
     """A join that never completes shows start/success per arrival, then join_timeout."""
-    recorder = Recorder()
     join = join_k("j", 3, timeout_s=0.05)
     flow = flow_of(join, recorder)
-    first = msg(1)
+    first = make_message(1)
     await flow.emit(first)
-    await flow.emit(msg(2, trace_id=first.trace_id))
+    await flow.emit(make_message(2, trace_id=first.trace_id))
     await recorder.wait_for("join_timeout")
     assert recorder.stream() == [
         ("node_start", 0),
@@ -489,21 +438,13 @@ class CountingRedactor:
         return f"<{kind}>"
 
 
-async def run_once(flow: PenguiFlow, message: Message[Any]) -> None:
-    """Emit one message and fetch its result."""
-    flow.run()
-    await flow.emit(message)
-    await flow.fetch()
-    await flow.stop()
-
-
 async def test_no_event_is_built_on_the_success_path_without_consumers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """At WARNING with no middleware and no store, a success builds no event at all."""
     caplog.set_level(logging.WARNING, logger=CORE)
     redactor = CountingRedactor()
-    await run_once(create(Node(echo).to(), redactor=redactor), msg())
+    await run_once(create(Node(passthrough).to(), redactor=redactor), make_message())
     assert redactor.calls == []
     assert [r.getMessage() for r in caplog.records if r.name == CORE] == []
 
@@ -512,17 +453,18 @@ async def test_debug_logging_alone_builds_node_start(caplog: pytest.LogCaptureFi
     """Enabling DEBUG on the core logger is enough for node_start to be built and logged."""
     caplog.set_level(logging.DEBUG, logger=CORE)
     redactor = CountingRedactor()
-    await run_once(create(Node(echo).to(), redactor=redactor), msg())
+    await run_once(create(Node(passthrough).to(), redactor=redactor), make_message())
     assert redactor.calls == ["payload", "meta"]
     messages = [r.getMessage() for r in caplog.records if r.name == CORE]
     assert messages == ["node_start", "node_success", "node_cancelled", "flow_stopped"]
 
 
-async def test_a_middleware_alone_makes_every_event_built(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_middleware_alone_makes_every_event_built(
+    caplog: pytest.LogCaptureFixture, recorder: EventRecorder
+) -> None:
     """With a middleware and the logger at WARNING, every event still reaches the middleware."""
     caplog.set_level(logging.WARNING, logger=CORE)
-    recorder = Recorder()
-    await run_once(create(Node(echo).to(), middlewares=[recorder]), msg())
+    await run_once(create(Node(passthrough).to(), middlewares=[recorder]), make_message())
     assert recorder.stream() == [("node_start", 0), ("node_success", 0), ("node_cancelled", 0)]
 
 
@@ -530,9 +472,9 @@ async def test_a_state_store_alone_makes_every_event_built(caplog: pytest.LogCap
     """With only a state store, every event is built and saved, node_cancelled included."""
     caplog.set_level(logging.WARNING, logger=CORE)
     store = ListStore()
-    await run_once(create(Node(echo).to(), state_store=store), msg())
-    assert [event.kind for event in store.saved] == ["node_start", "node_success", "node_cancelled"]
-    assert store.saved[-1].trace_id is None
+    await run_once(create(Node(passthrough).to(), state_store=store), make_message())
+    assert [event.kind for event in store.events] == ["node_start", "node_success", "node_cancelled"]
+    assert store.events[-1].trace_id is None
 
 
 async def test_failure_events_are_built_when_their_level_is_enabled(
@@ -546,21 +488,21 @@ async def test_failure_events_are_built_when_their_level_is_enabled(
 
     caplog.set_level(logging.WARNING, logger=CORE)
     flow = create(Node(broken).to(), redactor=redactor, emit_errors_to_rookery=True)
-    await run_once(flow, msg())
+    await run_once(flow, make_message())
     assert redactor.calls == ["payload", "meta"]
     assert [r.getMessage() for r in caplog.records if r.name == CORE] == ["node_error", "node_failed"]
 
     caplog.clear()
     redactor.calls.clear()
     caplog.set_level(logging.ERROR, logger=CORE)
-    await run_once(flow, msg())
+    await run_once(flow, make_message())
     assert redactor.calls == ["payload", "meta"]
     assert [r.getMessage() for r in caplog.records if r.name == CORE] == ["node_failed"]
 
     caplog.clear()
     redactor.calls.clear()
     caplog.set_level(logging.CRITICAL, logger=CORE)
-    await run_once(flow, msg())
+    await run_once(flow, make_message())
     assert redactor.calls == []
     assert [r.getMessage() for r in caplog.records if r.name == CORE] == []
 
@@ -581,11 +523,8 @@ async def test_attempt_errors_log_warning_without_traceback_and_failure_logs_err
         Node(broken, name="b", policy=NodePolicy(max_retries=2, backoff_base=0.001)).to(),
         emit_errors_to_rookery=True,
     )
-    flow.run()
-    message = msg()
-    await flow.emit(message)
-    error = await flow.fetch()
-    await flow.stop()
+    message = make_message()
+    error = await run_once(flow, message)
     records = [r for r in caplog.records if r.name == CORE]
     assert [(r.getMessage(), r.levelno) for r in records] == [
         ("node_start", logging.DEBUG),
@@ -617,11 +556,8 @@ async def test_node_timeout_logs_a_warning_without_traceback(caplog: pytest.LogC
     """A timed-out attempt logs node_timeout at WARNING with no traceback."""
     caplog.set_level(logging.WARNING, logger=CORE)
 
-    async def stuck(message: Any, ctx: Context) -> Any:
-        await asyncio.Event().wait()
-
-    flow = create(Node(stuck, policy=NodePolicy(timeout_s=0.05)).to(), emit_errors_to_rookery=True)
-    await run_once(flow, msg())
+    flow = create(Node(wait_forever, policy=NodePolicy(timeout_s=0.05)).to(), emit_errors_to_rookery=True)
+    await run_once(flow, make_message())
     records = [r for r in caplog.records if r.name == CORE]
     assert [(r.getMessage(), r.levelno, r.exc_info is None) for r in records] == [
         ("node_timeout", logging.WARNING, True),
@@ -629,10 +565,11 @@ async def test_node_timeout_logs_a_warning_without_traceback(caplog: pytest.LogC
     ]
 
 
-async def test_record_remote_event_dispatches_an_arbitrary_event_with_attempt_zero() -> None:
+async def test_record_remote_event_dispatches_an_arbitrary_event_with_attempt_zero(
+    recorder: EventRecorder,
+) -> None:
     """record_remote_event builds the named event for a node and hands it to the consumers."""
-    recorder = Recorder()
-    node = Node(echo, name="a")
+    node = Node(passthrough, name="a")
     flow = create(node.to(), middlewares=[recorder])
     await flow.record_remote_event(
         event="remote_call_done",
@@ -666,11 +603,8 @@ async def test_sync_middleware_is_logged_as_middleware_error_on_each_event(
     def sync_middleware(event: FlowEvent) -> None:
         called.append(event.event_type)
 
-    flow = create(Node(echo).to(), middlewares=[sync_middleware])
-    flow.run()
-    await flow.emit(msg("ok"))
-    result = await flow.fetch()
-    await flow.stop()
+    flow = create(Node(passthrough).to(), middlewares=[sync_middleware])
+    result = await run_once(flow, make_message("ok"))
     assert result.payload == "ok"
     assert called == ["node_start", "node_success", "node_cancelled"]
     errors = [r for r in caplog.records if r.getMessage() == "middleware_error"]
@@ -681,6 +615,7 @@ async def test_sync_middleware_is_logged_as_middleware_error_on_each_event(
 
 async def test_raising_middleware_does_not_stop_later_middlewares_or_the_flow(
     caplog: pytest.LogCaptureFixture,
+    recorder: EventRecorder,
 ) -> None:
     """A middleware that raises is logged; the next middleware still sees the event and results flow."""
     caplog.set_level(logging.ERROR, logger=CORE)
@@ -688,19 +623,17 @@ async def test_raising_middleware_does_not_stop_later_middlewares_or_the_flow(
     async def raising(event: FlowEvent) -> None:
         raise RuntimeError("middleware broke")
 
-    recorder = Recorder()
-    flow = create(Node(echo).to(), middlewares=[raising, recorder])
+    flow = create(Node(passthrough).to(), middlewares=[raising, recorder])
     flow.run()
-    await flow.emit(msg("ok"))
+    await flow.emit(make_message("ok"))
     assert (await flow.fetch()).payload == "ok"
     assert recorder.stream() == [("node_start", 0), ("node_success", 0)]
     await flow.stop()
     assert sum(1 for r in caplog.records if r.getMessage() == "middleware_error") == 3
 
 
-async def test_add_middleware_applies_from_the_next_event() -> None:
+async def test_add_middleware_applies_from_the_next_event(recorder: EventRecorder) -> None:
     """A middleware added while running sees only later events."""
-    recorder = Recorder()
     gate = asyncio.Event()
     started = asyncio.Event()
 
@@ -711,29 +644,13 @@ async def test_add_middleware_applies_from_the_next_event() -> None:
 
     flow = create(Node(waits).to())
     flow.run()
-    await flow.emit(msg())
+    await flow.emit(make_message())
     await started.wait()
     flow.add_middleware(recorder)
     gate.set()
     await flow.fetch()
     await flow.stop()
     assert recorder.stream() == [("node_success", 0), ("node_cancelled", 0)]
-
-
-class ListStore:
-    """A state store keeping saved events in a list."""
-
-    def __init__(self) -> None:
-        self.saved: list[StoredEvent] = []
-
-    async def save_event(self, event: StoredEvent) -> None:
-        self.saved.append(event)
-
-    async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
-        return [event for event in self.saved if event.trace_id == trace_id]
-
-    async def save_remote_binding(self, binding: RemoteBinding) -> None:
-        return None
 
 
 class RaisingStore(ListStore):
@@ -748,13 +665,13 @@ class RaisingStore(ListStore):
 
 async def test_raising_state_store_is_counted_logged_and_never_fatal(
     caplog: pytest.LogCaptureFixture,
+    recorder: EventRecorder,
 ) -> None:
     """Each failed save is logged and counted in state_store_failures; the flow keeps working."""
     caplog.set_level(logging.ERROR, logger=CORE)
-    recorder = Recorder()
-    flow = create(Node(echo).to(), state_store=RaisingStore(), middlewares=[recorder])
+    flow = create(Node(passthrough).to(), state_store=RaisingStore(), middlewares=[recorder])
     flow.run()
-    await flow.emit(msg("ok"))
+    await flow.emit(make_message("ok"))
     assert (await flow.fetch()).payload == "ok"
     assert flow.state_store_failures == 2
     assert recorder.stream() == [("node_start", 0), ("node_success", 0)]
@@ -783,21 +700,21 @@ class SerialCheckingStore(ListStore):
         self.overlapped = self.overlapped or self.active > 1
         await asyncio.sleep(0)
         await asyncio.sleep(0)
-        self.saved.append(event)
+        self.events.append(event)
         self.active -= 1
 
 
 async def test_saves_are_serialised_in_seq_order_across_workers() -> None:
     """Events from concurrent workers are saved one at a time with consecutive seq values."""
     store = SerialCheckingStore()
-    flow = create(Node(echo, policy=NodePolicy(concurrency=4)).to(), state_store=store)
+    flow = create(Node(passthrough, policy=NodePolicy(concurrency=4)).to(), state_store=store)
     flow.run()
     for i in range(8):
-        await flow.emit(msg(i))
+        await flow.emit(make_message(i))
     for _ in range(8):
         await flow.fetch()
     await flow.drain()
-    seqs = [event.seq for event in store.saved]
+    seqs = [event.seq for event in store.events]
     assert seqs == list(range(1, len(seqs) + 1))
     assert len(seqs) == 8 * 2 + 1
     assert not store.overlapped
@@ -806,11 +723,11 @@ async def test_saves_are_serialised_in_seq_order_across_workers() -> None:
 async def test_seq_is_never_reset_by_stop_and_run() -> None:
     """A flow run again continues its seq numbering."""
     store = ListStore()
-    flow = create(Node(echo).to(), state_store=store)
-    await run_once(flow, msg())
-    await run_once(flow, msg())
-    assert [event.seq for event in store.saved] == [1, 2, 3, 4, 5, 6]
-    assert [event.kind for event in store.saved] == [
+    flow = create(Node(passthrough).to(), state_store=store)
+    await run_once(flow, make_message())
+    await run_once(flow, make_message())
+    assert [event.seq for event in store.events] == [1, 2, 3, 4, 5, 6]
+    assert [event.kind for event in store.events] == [
         "node_start",
         "node_success",
         "node_cancelled",
@@ -827,8 +744,8 @@ class ReversedStore(ListStore):
 async def test_load_history_returns_events_sorted_by_seq() -> None:
     """load_history sorts whatever the store returns by seq."""
     store = ReversedStore()
-    flow = create(Node(echo).to(), state_store=store)
-    message = msg()
+    flow = create(Node(passthrough).to(), state_store=store)
+    message = make_message()
     await run_once(flow, message)
     history = await flow.load_history(message.trace_id)
     assert [event.seq for event in history] == [1, 2]
@@ -839,7 +756,7 @@ async def test_load_history_returns_events_sorted_by_seq() -> None:
 
 async def test_load_history_without_a_store_raises() -> None:
     """load_history on a flow without a state store names the missing store."""
-    flow = create(Node(echo).to())
+    flow = create(Node(passthrough).to())
     with pytest.raises(RuntimeError, match=r"^PenguiFlow was created without a state_store$"):
         await flow.load_history("t")
 
@@ -869,11 +786,11 @@ class GatedBus:
 async def test_bus_envelopes_are_published_before_each_put() -> None:
     """Every edge put and Rookery delivery is published first; the put waits for the publish."""
     bus = GatedBus()
-    a, b = Node(echo, name="a"), Node(echo, name="b")
+    a, b = Node(passthrough, name="a"), Node(passthrough, name="b")
     flow = create(a.to(b), b.to(), message_bus=bus)
     bus.flow = flow
     flow.run()
-    message = msg("p", meta={"k": "v"})
+    message = make_message("p", meta={"k": "v"})
     emitting = asyncio.create_task(flow.emit(message))
     await bus.published.wait()
     assert not emitting.done()
@@ -901,7 +818,7 @@ async def test_bus_envelope_of_a_payload_only_item_has_no_headers_or_meta() -> N
     """A payload-only item is published with trace, headers and meta all None."""
     bus = GatedBus()
     bus.gate.set()
-    flow = create(Node(echo, name="a").to(), message_bus=bus)
+    flow = create(Node(passthrough, name="a").to(), message_bus=bus)
     bus.flow = flow
     flow.run()
     await flow.emit({"plain": 1})
@@ -922,9 +839,9 @@ async def test_raising_bus_is_logged_and_the_put_still_happens(caplog: pytest.Lo
         async def publish(self, envelope: BusEnvelope) -> None:
             raise ConnectionError("bus down")
 
-    flow = create(Node(echo).to(), message_bus=BrokenBus())
+    flow = create(Node(passthrough).to(), message_bus=BrokenBus())
     flow.run()
-    await flow.emit(msg("ok"))
+    await flow.emit(make_message("ok"))
     assert (await flow.fetch()).payload == "ok"
     await flow.stop()
     assert [r.getMessage() for r in caplog.records].count("message_bus_publish_failed") == 2
@@ -938,11 +855,10 @@ async def failing(message: Any, ctx: Context) -> Any:
     raise ValueError("boom")
 
 
-async def test_events_carry_no_payload_or_meta_without_a_redactor() -> None:
+async def test_events_carry_no_payload_or_meta_without_a_redactor(recorder: EventRecorder) -> None:
     """By default neither node_start nor node_failed records the payload or meta."""
-    recorder = Recorder()
     flow = flow_of(Node(failing), recorder)
-    await flow.emit(msg("secret", meta={"token": "s3cr3t"}))
+    await flow.emit(make_message("secret", meta={"token": "s3cr3t"}))
     await recorder.wait_for("node_failed")
     await flow.stop()
     for event in recorder.events:
@@ -951,15 +867,14 @@ async def test_events_carry_no_payload_or_meta_without_a_redactor() -> None:
         assert "secret" not in repr(event.to_payload())
 
 
-async def test_redactor_output_is_recorded_on_start_and_failure() -> None:
+async def test_redactor_output_is_recorded_on_start_and_failure(recorder: EventRecorder) -> None:
     """With a redactor, node_start and node_failed carry what it returns for payload and meta."""
-    recorder = Recorder()
 
     def redactor(kind: str, value: Any) -> Any:
         return f"{kind}:{len(value)}"
 
     flow = flow_of(Node(failing), recorder, redactor=redactor)
-    await flow.emit(msg("secret", meta={"token": "s3cr3t"}))
+    await flow.emit(make_message("secret", meta={"token": "s3cr3t"}))
     await recorder.wait_for("node_failed")
     await flow.stop()
     start, failed = recorder.of("node_start")[0], recorder.of("node_failed")[0]
@@ -968,15 +883,14 @@ async def test_redactor_output_is_recorded_on_start_and_failure() -> None:
     assert "payload" not in recorder.of("node_error")[0].extra
 
 
-async def test_redactor_returning_none_omits_the_field() -> None:
+async def test_redactor_returning_none_omits_the_field(recorder: EventRecorder) -> None:
     """A None from the redactor leaves the field out."""
-    recorder = Recorder()
 
     def payload_only(kind: str, value: Any) -> Any:
         return value if kind == "payload" else None
 
-    flow = flow_of(Node(echo), recorder, redactor=payload_only)
-    await flow.emit(msg("visible", meta={"token": "s3cr3t"}))
+    flow = flow_of(Node(passthrough), recorder, redactor=payload_only)
+    await flow.emit(make_message("visible", meta={"token": "s3cr3t"}))
     await flow.fetch()
     await flow.stop()
     start = recorder.of("node_start")[0]
@@ -985,17 +899,17 @@ async def test_redactor_returning_none_omits_the_field() -> None:
 
 async def test_raising_redactor_omits_the_field_and_is_logged_once(
     caplog: pytest.LogCaptureFixture,
+    recorder: EventRecorder,
 ) -> None:
     """A raising redactor drops the fields and is logged once per flow, however many events."""
     caplog.set_level(logging.WARNING, logger=CORE)
-    recorder = Recorder()
 
     def broken(kind: str, value: Any) -> Any:
         raise RuntimeError("redactor bug")
 
-    flow = flow_of(Node(echo), recorder, redactor=broken)
+    flow = flow_of(Node(passthrough), recorder, redactor=broken)
     for i in range(3):
-        await flow.emit(msg(i))
+        await flow.emit(make_message(i))
         await flow.fetch()
     await flow.stop()
     assert len(recorder.of("node_start")) == 3
@@ -1011,9 +925,8 @@ class Card(BaseModel):
     number: int
 
 
-async def test_validation_error_is_rendered_without_input_values() -> None:
+async def test_validation_error_is_rendered_without_input_values(recorder: EventRecorder) -> None:
     """A ValidationError appears in events and FlowError without the offending input value."""
-    recorder = Recorder()
     registry = ModelRegistry()
     registry.register("v", Card, Card)
 

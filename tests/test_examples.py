@@ -3,32 +3,28 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
+from loopback import HTTPThread, clean_env
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def _run(script: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {
-        key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "PENGUIFLOW_OTEL_"))
-    }
     return subprocess.run(
         [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         timeout=30,
-        env={**clean, **env},
+        env=clean_env(**env),
         cwd=script.parent,
     )
 
@@ -122,16 +118,12 @@ def _handler(endpoint: _Endpoint) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def _endpoint(*replies: dict[str, Any]) -> Iterator[_Endpoint]:
     endpoint = _Endpoint(list(replies))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(endpoint))
-    endpoint.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = HTTPThread(_handler(endpoint))
+    endpoint.base_url = f"{server.url}/v1"
     try:
         yield endpoint
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        server.close()
 
 
 def test_the_planner_agent_uses_a_real_endpoint_when_configured() -> None:

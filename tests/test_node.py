@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import pytest
+from flowkit import passthrough
 from pydantic import BaseModel, ValidationError
 
 from penguiflow_otel import Context, FlowError, Headers, Message, ModelRegistry, Node, NodePolicy, create
@@ -21,11 +22,6 @@ class Receipt(BaseModel):
     """An output model."""
 
     total: int
-
-
-async def passthrough(msg: Any, ctx: Context) -> Any:
-    """Return the input unchanged."""
-    return msg
 
 
 async def other(msg: Any, ctx: Context) -> Any:

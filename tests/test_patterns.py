@@ -9,15 +9,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pytest
+from flowkit import EventRecorder, fetch, make_message
 from pydantic import BaseModel, ValidationError
 
 from penguiflow_otel import (
     Context,
     DictRoutingPolicy,
     FlowError,
-    FlowEvent,
-    Headers,
-    Message,
     ModelRegistry,
     Node,
     PenguiFlow,
@@ -28,40 +26,6 @@ from penguiflow_otel import (
     predicate_router,
     union_router,
 )
-
-
-class Recorder:
-    """A middleware keeping every event and waking waiters on a given event type."""
-
-    def __init__(self) -> None:
-        self.events: list[FlowEvent] = []
-        self._seen: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
-
-    async def __call__(self, event: FlowEvent) -> None:
-        self.events.append(event)
-        self._seen[event.event_type].set()
-        self._seen[f"{event.event_type}@{event.node_name}"].set()
-
-    async def wait_for(self, event_type: str, node_name: str | None = None) -> None:
-        """Return once an event of ``event_type`` (from ``node_name``, if given) has been recorded."""
-        key = event_type if node_name is None else f"{event_type}@{node_name}"
-        async with asyncio.timeout(2):
-            await self._seen[key].wait()
-
-    def of(self, event_type: str) -> list[FlowEvent]:
-        """The recorded events of one type."""
-        return [event for event in self.events if event.event_type == event_type]
-
-
-def msg(payload: object = "x", **fields: Any) -> Message[Any]:
-    """A message for tenant ``t``."""
-    return Message(payload=payload, headers=Headers(tenant="t"), **fields)
-
-
-async def fetch(flow: PenguiFlow) -> Any:
-    """One result, within two seconds."""
-    async with asyncio.timeout(2):
-        return await flow.fetch()
 
 
 def transform(name: str, suffix: str, gate: asyncio.Event | None = None) -> Node:
@@ -78,10 +42,9 @@ def transform(name: str, suffix: str, gate: asyncio.Event | None = None) -> Node
 # join_k ----------------------------------------------------------------------------------------
 
 
-async def test_join_k_joins_k_messages_of_a_trace_in_arrival_order() -> None:
+async def test_join_k_joins_k_messages_of_a_trace_in_arrival_order(recorder: EventRecorder) -> None:
     """After a fan-out, join_k emits one message whose payload lists the k inputs as they arrived."""
     gate = asyncio.Event()
-    recorder = Recorder()
 
     async def split(message: Any, ctx: Context) -> Any:
         return message
@@ -91,7 +54,7 @@ async def test_join_k_joins_k_messages_of_a_trace_in_arrival_order() -> None:
     join = join_k("join", 2)
     flow = create(source.to(slow, fast), slow.to(join), fast.to(join), join.to(), middlewares=[recorder])
     flow.run()
-    message = msg("in", meta={"m": 1})
+    message = make_message("in", meta={"m": 1})
     await flow.emit(message)
     await recorder.wait_for("node_success", "join")  # the fast branch's output is parked
     assert flow.statistics().parked_join_items == 1
@@ -129,26 +92,25 @@ async def test_join_k_buckets_are_per_trace() -> None:
     join = join_k("join", 2)
     flow = create(join.to())
     flow.run()
-    first, second = msg("a1"), msg("b1")
+    first, second = make_message("a1"), make_message("b1")
     await flow.emit(first)
     await flow.emit(second)
-    await flow.emit(msg("a2", trace_id=first.trace_id))
+    await flow.emit(make_message("a2", trace_id=first.trace_id))
     result = await fetch(flow)
     assert (result.trace_id, result.payload) == (first.trace_id, ["a1", "a2"])
     assert flow.statistics().parked_join_items == 1
-    await flow.emit(msg("b2", trace_id=second.trace_id))
+    await flow.emit(make_message("b2", trace_id=second.trace_id))
     result = await fetch(flow)
     assert (result.trace_id, result.payload) == (second.trace_id, ["b1", "b2"])
     await flow.stop()
 
 
-async def test_parked_join_inputs_are_counted_and_keep_the_trace_active() -> None:
+async def test_parked_join_inputs_are_counted_and_keep_the_trace_active(recorder: EventRecorder) -> None:
     """A partial bucket is visible in statistics and holds its trace open until it completes."""
-    recorder = Recorder()
     join = join_k("join", 2)
     flow = create(join.to(), middlewares=[recorder])
     flow.run()
-    first = msg(1)
+    first = make_message(1)
     await flow.emit(first)
     await recorder.wait_for("node_success")
     stats = flow.statistics()
@@ -157,7 +119,7 @@ async def test_parked_join_inputs_are_counted_and_keep_the_trace_active() -> Non
     assert stats.pending == 1
     assert stats.trace_tables["join_buckets"] == 1
     assert recorder.of("node_success")[0].trace_pending == 2  # the parked input and the held one
-    await flow.emit(msg(2, trace_id=first.trace_id))
+    await flow.emit(make_message(2, trace_id=first.trace_id))
     result = await fetch(flow)
     assert result.payload == [1, 2]
     stats = flow.statistics()
@@ -166,13 +128,14 @@ async def test_parked_join_inputs_are_counted_and_keep_the_trace_active() -> Non
     await flow.stop()
 
 
-async def test_join_timeout_delivers_a_join_timeout_error_before_releasing_the_trace() -> None:
+async def test_join_timeout_delivers_a_join_timeout_error_before_releasing_the_trace(
+    recorder: EventRecorder,
+) -> None:
     """An expired bucket emits join_timeout and a JOIN_TIMEOUT FlowError that keeps the trace active."""
-    recorder = Recorder()
     join = join_k("join", 3, timeout_s=0.05)
     flow = create(join.to(), middlewares=[recorder], emit_errors_to_rookery=True)
     flow.run()
-    first = msg(1)
+    first = make_message(1)
     await flow.emit(first)
     error = await fetch(flow)
     assert isinstance(error, FlowError)
@@ -188,13 +151,12 @@ async def test_join_timeout_delivers_a_join_timeout_error_before_releasing_the_t
     await flow.stop()
 
 
-async def test_join_timeout_error_is_buffered_while_the_inputs_are_released() -> None:
+async def test_join_timeout_error_is_buffered_while_the_inputs_are_released(recorder: EventRecorder) -> None:
     """Until the JOIN_TIMEOUT error is fetched, the trace stays active with only that result pending."""
-    recorder = Recorder()
     join = join_k("join", 2, timeout_s=0.05)
     flow = create(join.to(), middlewares=[recorder], emit_errors_to_rookery=True)
     flow.run()
-    await flow.emit(msg(1))
+    await flow.emit(make_message(1))
     await recorder.wait_for("join_timeout")
     stats = flow.statistics()
     assert (stats.parked_join_items, stats.buffered_results, stats.pending, stats.active_traces) == (
@@ -208,13 +170,12 @@ async def test_join_timeout_error_is_buffered_while_the_inputs_are_released() ->
     await flow.stop()
 
 
-async def test_join_timeout_without_errors_to_rookery_just_ends_the_trace() -> None:
+async def test_join_timeout_without_errors_to_rookery_just_ends_the_trace(recorder: EventRecorder) -> None:
     """By default an expired bucket is dropped silently after join_timeout and its trace ends."""
-    recorder = Recorder()
     join = join_k("join", 2, timeout_s=0.05)
     flow = create(join.to(), middlewares=[recorder])
     flow.run()
-    await flow.emit(msg(1))
+    await flow.emit(make_message(1))
     await recorder.wait_for("join_timeout")
     stats = flow.statistics()
     assert (stats.parked_join_items, stats.active_traces, stats.buffered_results) == (0, 0, 0)
@@ -222,15 +183,14 @@ async def test_join_timeout_without_errors_to_rookery_just_ends_the_trace() -> N
     await flow.stop()
 
 
-async def test_completed_join_does_not_time_out_later() -> None:
+async def test_completed_join_does_not_time_out_later(recorder: EventRecorder) -> None:
     """A bucket that completes in time stops its timer: no join_timeout afterwards."""
-    recorder = Recorder()
     join = join_k("join", 2, timeout_s=0.05)
     flow = create(join.to(), middlewares=[recorder], emit_errors_to_rookery=True)
     flow.run()
-    first = msg(1)
+    first = make_message(1)
     await flow.emit(first)
-    await flow.emit(msg(2, trace_id=first.trace_id))
+    await flow.emit(make_message(2, trace_id=first.trace_id))
     assert (await fetch(flow)).payload == [1, 2]
     await asyncio.sleep(0.1)  # past the timeout
     assert recorder.of("join_timeout") == []
@@ -238,14 +198,15 @@ async def test_completed_join_does_not_time_out_later() -> None:
     await flow.stop()
 
 
-async def test_cancel_drops_the_partial_bucket(caplog: pytest.LogCaptureFixture) -> None:
+async def test_cancel_drops_the_partial_bucket(
+    caplog: pytest.LogCaptureFixture, recorder: EventRecorder
+) -> None:
     """Cancelling a trace purges its parked join inputs and ends it."""
     caplog.set_level(logging.DEBUG, logger="penguiflow_otel.patterns")
-    recorder = Recorder()
     join = join_k("join", 2)
     flow = create(join.to(), middlewares=[recorder])
     flow.run()
-    first = msg(1)
+    first = make_message(1)
     await flow.emit(first)
     await recorder.wait_for("node_success")
     assert await flow.cancel(first.trace_id) is True
@@ -262,22 +223,23 @@ async def test_cancel_drops_the_partial_bucket(caplog: pytest.LogCaptureFixture)
     dropped = [r for r in caplog.records if r.getMessage() == "join_bucket_dropped"]
     assert len(dropped) == 1
     assert dropped[0].levelno == logging.DEBUG
-    await flow.emit(msg(2, trace_id=first.trace_id))  # the id now starts a new trace, with a fresh bucket
-    await flow.emit(msg(3, trace_id=first.trace_id))
+    # the id now starts a new trace, with a fresh bucket
+    await flow.emit(make_message(2, trace_id=first.trace_id))
+    await flow.emit(make_message(3, trace_id=first.trace_id))
     assert (await fetch(flow)).payload == [2, 3]
     await flow.stop()
 
 
 async def test_stop_drops_partial_buckets_and_counts_them_discarded(
     caplog: pytest.LogCaptureFixture,
+    recorder: EventRecorder,
 ) -> None:
     """stop() discards parked join inputs, so a later run starts with no buckets."""
     caplog.set_level(logging.DEBUG, logger="penguiflow_otel.patterns")
-    recorder = Recorder()
     join = join_k("join", 2)
     flow = create(join.to(), middlewares=[recorder])
     flow.run()
-    first = msg(1)
+    first = make_message(1)
     await flow.emit(first)
     await recorder.wait_for("node_success")
     assert await flow.stop() == 1
@@ -285,8 +247,8 @@ async def test_stop_drops_partial_buckets_and_counts_them_discarded(
     assert (stats.parked_join_items, stats.trace_tables["join_buckets"]) == (0, 0)
     assert [r.getMessage() for r in caplog.records].count("join_bucket_dropped") == 1
     flow.run()
-    await flow.emit(msg(2, trace_id=first.trace_id))
-    await flow.emit(msg(3, trace_id=first.trace_id))
+    await flow.emit(make_message(2, trace_id=first.trace_id))
+    await flow.emit(make_message(3, trace_id=first.trace_id))
     assert (await fetch(flow)).payload == [2, 3]
     await flow.stop()
 
@@ -321,7 +283,7 @@ async def test_routers_and_join_need_no_registry_entries() -> None:
     router = predicate_router("p", lambda m: "j")
     flow = create(router.to(join), join.to())
     flow.run(registry=ModelRegistry())
-    await flow.emit(msg("v"))
+    await flow.emit(make_message("v"))
     assert (await fetch(flow)).payload == ["v"]
     await flow.stop()
 
@@ -378,7 +340,7 @@ async def test_predicate_router_forwards_the_same_message_to_named_successors(
     """Names returned by the predicate select successors; the message object itself is forwarded."""
     received: dict[str, list[object]] = defaultdict(list)
     flow, _, _ = routed_flow(predicate_router("router", lambda m: choice), received)
-    message = msg("p")
+    message = make_message("p")
     await flow.emit(message)
     for _ in expected:
         assert await fetch(flow) is message
@@ -393,19 +355,18 @@ async def test_predicate_router_accepts_node_objects() -> None:
     targets: list[Node] = []
     flow, _, right = routed_flow(predicate_router("router", lambda m: targets), received)
     targets.append(right)
-    await flow.emit(msg("p"))
+    await flow.emit(make_message("p"))
     await fetch(flow)
     assert list(received) == ["right"]
     await flow.stop()
 
 
 @pytest.mark.parametrize("choice", [None, [], ()])
-async def test_predicate_router_drops_on_none_or_empty(choice: Any) -> None:
+async def test_predicate_router_drops_on_none_or_empty(choice: Any, recorder: EventRecorder) -> None:
     """None or an empty selection drops the message silently."""
     received: dict[str, list[object]] = defaultdict(list)
-    recorder = Recorder()
     flow, _, _ = routed_flow(predicate_router("router", lambda m: choice), received, middlewares=[recorder])
-    await flow.emit(msg("p"))
+    await flow.emit(make_message("p"))
     await recorder.wait_for("node_success")
     stats = flow.statistics()
     assert (stats.active_traces, stats.buffered_results) == (0, 0)
@@ -418,7 +379,7 @@ async def router_error(router: Node, item: object = None) -> BaseException:
     """The original exception of the router's terminal failure on ``item`` (default: a Message)."""
     received: dict[str, list[object]] = defaultdict(list)
     flow, _, _ = routed_flow(router, received, emit_errors_to_rookery=True)
-    await flow.emit(msg("p") if item is None else item)
+    await flow.emit(make_message("p") if item is None else item)
     error = await fetch(flow)
     await flow.stop()
     assert isinstance(error, FlowError)
@@ -454,7 +415,7 @@ async def test_predicate_router_policy_sees_the_request_and_narrows_the_choice()
 
     router = predicate_router("router", lambda m: ["left", "right"], policy=only_right)
     flow, _, _ = routed_flow(router, received)
-    message = msg("p")
+    message = make_message("p")
     await flow.emit(message)
     await fetch(flow)
     assert list(received) == ["right"]
@@ -470,13 +431,14 @@ async def test_predicate_router_policy_sees_the_request_and_narrows_the_choice()
 
 
 @pytest.mark.parametrize("decision", [None, []])
-async def test_predicate_router_policy_returning_nothing_drops(decision: Any) -> None:
+async def test_predicate_router_policy_returning_nothing_drops(
+    decision: Any, recorder: EventRecorder
+) -> None:
     """A policy decision of None or empty drops the message."""
     received: dict[str, list[object]] = defaultdict(list)
-    recorder = Recorder()
     router = predicate_router("router", lambda m: "left", policy=lambda request: decision)
     flow, _, _ = routed_flow(router, received, middlewares=[recorder])
-    await flow.emit(msg("p"))
+    await flow.emit(make_message("p"))
     await recorder.wait_for("node_success")
     assert received == {}
     assert flow.statistics().active_traces == 0
@@ -486,10 +448,10 @@ async def test_predicate_router_policy_returning_nothing_drops(decision: Any) ->
 async def test_dict_routing_policy_routes_by_trace_id_with_a_default() -> None:
     """DictRoutingPolicy looks the trace id up, falling back to its default."""
     received: dict[str, list[object]] = defaultdict(list)
-    vip = msg("vip")
+    vip = make_message("vip")
     policy = DictRoutingPolicy({vip.trace_id: "right"}, default="left")
     flow, _, _ = routed_flow(predicate_router("router", lambda m: ["left", "right"], policy=policy), received)
-    regular = msg("regular")
+    regular = make_message("regular")
     await flow.emit(vip)
     await flow.emit(regular)
     await fetch(flow)
@@ -498,19 +460,20 @@ async def test_dict_routing_policy_routes_by_trace_id_with_a_default() -> None:
     await flow.stop()
 
 
-async def test_dict_routing_policy_with_a_key_getter_and_no_default_drops_unknown_keys() -> None:
+async def test_dict_routing_policy_with_a_key_getter_and_no_default_drops_unknown_keys(
+    recorder: EventRecorder,
+) -> None:
     """With a key getter the mapping is keyed by anything; an unknown key with no default drops."""
     received: dict[str, list[object]] = defaultdict(list)
-    recorder = Recorder()
     policy = DictRoutingPolicy(
         {"gold": ["left", "right"]}, key_getter=lambda request: request.message.payload
     )
     router = predicate_router("router", lambda m: ["left"], policy=policy)
     flow, _, _ = routed_flow(router, received, middlewares=[recorder])
-    await flow.emit(msg("bronze"))
+    await flow.emit(make_message("bronze"))
     await recorder.wait_for("node_success")
     assert received == {}
-    await flow.emit(msg("gold"))
+    await flow.emit(make_message("gold"))
     await fetch(flow)
     await fetch(flow)
     assert sorted(received) == ["left", "right"]

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from typing import Any
 
 import pytest
+from flowkit import EventRecorder, make_message, wait_forever
 
 from penguiflow_otel import (
     Context,
-    FlowEvent,
-    Headers,
     Message,
     ModelRegistry,
     Node,
@@ -20,28 +18,6 @@ from penguiflow_otel import (
     call_playbook,
     create,
 )
-
-
-class Recorder:
-    """A middleware keeping every event and waking waiters on a given event type."""
-
-    def __init__(self) -> None:
-        self.events: list[FlowEvent] = []
-        self._seen: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
-
-    async def __call__(self, event: FlowEvent) -> None:
-        self.events.append(event)
-        self._seen[event.event_type].set()
-
-    async def wait_for(self, event_type: str) -> None:
-        """Return once an event of ``event_type`` has been recorded."""
-        async with asyncio.timeout(2):
-            await self._seen[event_type].wait()
-
-
-def msg(payload: object = 2) -> Message[Any]:
-    """A message for tenant ``t``."""
-    return Message(payload=payload, headers=Headers(tenant="t"))
 
 
 class Playbook:
@@ -69,10 +45,31 @@ async def doubles(message: Any, ctx: Context) -> Any:
     return message.model_copy(update={"payload": message.payload * 2})
 
 
+class HangingWork:
+    """A subflow node body that waits until cancelled, marking when it started and when it was cancelled."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.cancelled = asyncio.Event()
+
+    async def body(self, message: Any, ctx: Context) -> Any:
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+
+async def holds(message: Any, ctx: Context) -> Any:
+    """Never return on its own, keeping the parent trace active."""
+    await asyncio.Event().wait()
+
+
 async def test_call_playbook_returns_the_result_payload_and_stops_the_subflow() -> None:
     """The first result's payload comes back and the subflow is stopped afterwards."""
     playbook = Playbook(doubles)
-    assert await call_playbook(playbook, msg(21)) == 42
+    assert await call_playbook(playbook, make_message(21)) == 42
     assert playbook.subflow.statistics().running is False
 
 
@@ -83,7 +80,7 @@ async def test_call_playbook_returns_a_raw_result_as_is() -> None:
         return {"answer": message.payload}
 
     playbook = Playbook(raw)
-    assert await call_playbook(playbook, msg(7), timeout=2) == {"answer": 7}
+    assert await call_playbook(playbook, make_message(7), timeout=2) == {"answer": 7}
     assert playbook.subflow.statistics().running is False
 
 
@@ -96,51 +93,37 @@ async def test_call_playbook_runs_the_subflow_with_its_registry() -> None:
     registry = ModelRegistry()
     registry.register("sub", Message, Message)
     playbook = Playbook(as_dict, registry)
-    assert await call_playbook(playbook, msg(1), timeout=2) == 2
+    assert await call_playbook(playbook, make_message(1), timeout=2) == 2
     assert playbook.subflow.registry is registry
     assert playbook.subflow.statistics().running is False
 
 
 async def test_call_playbook_timeout_raises_timeout_error_and_stops_the_subflow() -> None:
     """A subflow that never answers within ``timeout`` raises TimeoutError; the subflow is stopped."""
-
-    async def silent(message: Any, ctx: Context) -> Any:
-        await asyncio.Event().wait()
-
-    playbook = Playbook(silent)
+    playbook = Playbook(wait_forever)
     with pytest.raises(TimeoutError):
-        await call_playbook(playbook, msg(), timeout=0.05)
+        await call_playbook(playbook, make_message(2), timeout=0.05)
     assert playbook.subflow.statistics().running is False
 
 
-async def test_parent_trace_cancel_interrupts_a_playbook_called_from_a_node() -> None:
+async def test_parent_trace_cancel_interrupts_a_playbook_called_from_a_node(recorder: EventRecorder) -> None:
     """Cancelling the parent trace cancels the subflow's work for it and stops the subflow."""
-    sub_started = asyncio.Event()
-    sub_cancelled = asyncio.Event()
+    work = HangingWork()
 
-    async def sub_work(message: Any, ctx: Context) -> Any:
-        sub_started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            sub_cancelled.set()
-            raise
-
-    playbook = Playbook(sub_work)
+    playbook = Playbook(work.body)
 
     async def delegates(message: Any, ctx: Context) -> Any:
         return await ctx.call_playbook(playbook, message)
 
-    recorder = Recorder()
     parent = create(Node(delegates, name="parent").to(), middlewares=[recorder])
     parent.run()
-    message = msg()
+    message = make_message(2)
     await parent.emit(message)
     async with asyncio.timeout(2):
-        await sub_started.wait()
+        await work.started.wait()
     assert await parent.cancel(message.trace_id) is True
     async with asyncio.timeout(2):
-        await sub_cancelled.wait()
+        await work.cancelled.wait()
     await recorder.wait_for("trace_cancel_finish")
     assert playbook.subflow.statistics().running is False
     assert [e.event_type for e in recorder.events] == [
@@ -154,31 +137,18 @@ async def test_parent_trace_cancel_interrupts_a_playbook_called_from_a_node() ->
 
 async def test_parent_cancel_is_mirrored_into_the_subflow_by_the_watcher() -> None:
     """With runtime= given, the parent's cancel event cancels the subflow trace even for an outside caller."""
-    sub_cancelled = asyncio.Event()
-    sub_started = asyncio.Event()
-
-    async def sub_work(message: Any, ctx: Context) -> Any:
-        sub_started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            sub_cancelled.set()
-            raise
-
-    async def holds(message: Any, ctx: Context) -> Any:
-        await asyncio.Event().wait()
-
+    work = HangingWork()
     parent = create(Node(holds, name="holder").to())
     parent.run()
-    message = msg()
+    message = make_message(2)
     await parent.emit(message)  # keeps the parent trace active
-    playbook = Playbook(sub_work)
+    playbook = Playbook(work.body)
     call = asyncio.create_task(call_playbook(playbook, message, runtime=parent))
     async with asyncio.timeout(2):
-        await sub_started.wait()
+        await work.started.wait()
     assert await parent.cancel(message.trace_id) is True
     async with asyncio.timeout(2):
-        await sub_cancelled.wait()
+        await work.cancelled.wait()
     assert not call.done()
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -187,17 +157,14 @@ async def test_parent_cancel_is_mirrored_into_the_subflow_by_the_watcher() -> No
     await parent.stop()
 
 
-async def test_call_playbook_for_an_already_cancelled_trace_raises_trace_cancelled() -> None:
+async def test_call_playbook_for_an_already_cancelled_trace_raises_trace_cancelled(
+    recorder: EventRecorder,
+) -> None:
     """A parent trace already marked cancelled refuses the playbook, and the subflow is still stopped."""
     playbook = Playbook(doubles)
-
-    async def holds(message: Any, ctx: Context) -> Any:
-        await asyncio.Event().wait()
-
-    recorder = Recorder()
     parent = create(Node(holds).to(), middlewares=[recorder])
     parent.run()
-    message = msg()
+    message = make_message(2)
     await parent.emit(message)
     await recorder.wait_for("node_start")
     assert await parent.cancel(message.trace_id) is True
@@ -211,23 +178,14 @@ async def test_call_playbook_for_an_already_cancelled_trace_raises_trace_cancell
 
 async def test_caller_cancellation_cancels_the_subflow_trace_and_stops_it() -> None:
     """Cancelling the task awaiting call_playbook cancels the subflow's work and stops the subflow."""
-    sub_started = asyncio.Event()
-    sub_cancelled = asyncio.Event()
+    work = HangingWork()
 
-    async def sub_work(message: Any, ctx: Context) -> Any:
-        sub_started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            sub_cancelled.set()
-            raise
-
-    playbook = Playbook(sub_work)
-    call = asyncio.create_task(call_playbook(playbook, msg()))
+    playbook = Playbook(work.body)
+    call = asyncio.create_task(call_playbook(playbook, make_message(2)))
     async with asyncio.timeout(2):
-        await sub_started.wait()
+        await work.started.wait()
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
-    assert sub_cancelled.is_set()
+    assert work.cancelled.is_set()
     assert playbook.subflow.statistics().running is False

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pytest
+from flowkit import assert_empty
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -349,12 +350,7 @@ async def test_random_flows_keep_the_trace_invariants(scenario: Scenario) -> Non
         assert outcome is None or isinstance(outcome, asyncio.CancelledError), outcome
 
     stats = flow.statistics()
-    assert stats.pending == 0
-    assert stats.buffered_results == 0
-    assert stats.parked_join_items == 0
-    assert all(size == 0 for size in stats.edge_size.values()), stats.edge_size
-    assert all(count == 0 for count in stats.node_inflight.values()), stats.node_inflight
-    assert all(size == 0 for size in stats.trace_tables.values()), stats.trace_tables
+    assert_empty(stats)
 
     cancelled = {trace_id for trace_id, task in recorder.cancels if task.result()}
     assert stats.cancelled_ring == len(cancelled)

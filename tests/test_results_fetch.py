@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from flowkit import Gate, assert_empty, make_message, passthrough, settle
 
 from penguiflow_otel import (
     WM,
@@ -14,7 +15,6 @@ from penguiflow_otel import (
     FinalAnswer,
     FlowError,
     FlowErrorCode,
-    FlowStatistics,
     Headers,
     Message,
     Node,
@@ -22,50 +22,6 @@ from penguiflow_otel import (
     PenguiFlow,
     create,
 )
-
-
-def make_message(payload: object, *, trace_id: str | None = None) -> Message[Any]:
-    """A message for tenant ``t``, with a fresh trace id unless one is given."""
-    if trace_id is None:
-        return Message(payload=payload, headers=Headers(tenant="t"))
-    return Message(payload=payload, headers=Headers(tenant="t"), trace_id=trace_id)
-
-
-async def settle(rounds: int = 30) -> None:
-    """Yield to the loop until every ready task has had many chances to run."""
-    for _ in range(rounds):
-        await asyncio.sleep(0)
-
-
-def assert_empty(stats: FlowStatistics) -> None:
-    """No pending work, no buffered result and no per-trace table left."""
-    assert stats.active_traces == 0
-    assert stats.pending == 0
-    assert stats.buffered_results == 0
-    assert all(size == 0 for size in stats.edge_size.values()), stats.edge_size
-    assert all(size == 0 for size in stats.trace_tables.values()), stats.trace_tables
-
-
-class Gate:
-    """A node body that holds each message until the test releases it, one at a time."""
-
-    def __init__(self) -> None:
-        self.started = asyncio.Event()
-        self._permits: asyncio.Queue[None] = asyncio.Queue()
-
-    def release(self, count: int = 1) -> None:
-        """Let ``count`` held (or future) invocations finish."""
-        for _ in range(count):
-            self._permits.put_nowait(None)
-
-    async def hold(self, message: Any, ctx: Context) -> Any:
-        self.started.set()
-        await self._permits.get()
-        return message
-
-
-async def passthrough(message: Any, ctx: Context) -> Any:
-    return message
 
 
 def tagging(tag: str) -> Node:

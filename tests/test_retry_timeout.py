@@ -6,18 +6,16 @@ import asyncio
 import logging
 import re
 import time
-from collections import defaultdict
 from typing import Any
 
 import pytest
+from flowkit import EventRecorder, make_message, passthrough, wait_forever
 
 from penguiflow_otel import (
     Context,
     FinalAnswer,
     FlowError,
     FlowErrorCode,
-    FlowEvent,
-    Headers,
     Message,
     Node,
     NodePolicy,
@@ -25,38 +23,6 @@ from penguiflow_otel import (
     create,
 )
 from penguiflow_otel.testing import ManualClock
-
-
-class Recorder:
-    """A middleware keeping every event, with the perf_counter time it arrived."""
-
-    def __init__(self) -> None:
-        self.events: list[FlowEvent] = []
-        self.arrived: list[float] = []
-        self._seen: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
-
-    async def __call__(self, event: FlowEvent) -> None:
-        self.events.append(event)
-        self.arrived.append(time.perf_counter())
-        self._seen[event.event_type].set()
-
-    async def wait_for(self, event_type: str) -> None:
-        """Return once an event of ``event_type`` has been recorded."""
-        async with asyncio.timeout(5):
-            await self._seen[event_type].wait()
-
-    def stream(self) -> list[tuple[str, int]]:
-        """``(event_type, attempt)`` of every recorded event, in order."""
-        return [(event.event_type, event.attempt) for event in self.events]
-
-    def of(self, event_type: str) -> list[FlowEvent]:
-        """The recorded events of one type."""
-        return [event for event in self.events if event.event_type == event_type]
-
-
-def msg(payload: object = "x", **fields: Any) -> Message[Any]:
-    """A message for tenant ``t``."""
-    return Message(payload=payload, headers=Headers(tenant="t"), **fields)
 
 
 def failing_node(exceptions: list[BaseException], policy: NodePolicy, name: str = "x") -> Node:
@@ -71,11 +37,17 @@ def failing_node(exceptions: list[BaseException], policy: NodePolicy, name: str 
     return Node(fails, name=name, policy=policy)
 
 
-async def run_to_end(node: Node, recorder: Recorder, **kwargs: Any) -> tuple[PenguiFlow, object]:
+@pytest.fixture
+def recorder() -> EventRecorder:
+    """A recording middleware whose waits allow five seconds, as these tests sleep through backoffs."""
+    return EventRecorder(wait_timeout=5)
+
+
+async def run_to_end(node: Node, recorder: EventRecorder, **kwargs: Any) -> tuple[PenguiFlow, object]:
     """Run ``node`` on one message with errors going to the Rookery; return the flow and the result."""
     flow = create(node.to(), middlewares=[recorder], emit_errors_to_rookery=True, **kwargs)
     flow.run()
-    await flow.emit(msg())
+    await flow.emit(make_message())
     async with asyncio.timeout(5):
         result = await flow.fetch()
     return flow, result
@@ -84,9 +56,8 @@ async def run_to_end(node: Node, recorder: Recorder, **kwargs: Any) -> tuple[Pen
 # Backoff and jitter (section 13, F5) -------------------------------------------------------------
 
 
-async def test_backoff_grows_geometrically_and_is_capped_without_jitter() -> None:
+async def test_backoff_grows_geometrically_and_is_capped_without_jitter(recorder: EventRecorder) -> None:
     """With jitter 0 each retry sleeps base * mult^(n-1), capped at max_backoff."""
-    recorder = Recorder()
     policy = NodePolicy(max_retries=4, backoff_base=0.001, backoff_mult=3.0, max_backoff=0.005)
     node = failing_node([ValueError("e")] * 4, policy)
     flow, result = await run_to_end(node, recorder)
@@ -99,9 +70,8 @@ async def test_backoff_grows_geometrically_and_is_capped_without_jitter() -> Non
 
 
 @pytest.mark.parametrize("jitter", [0.3, 1.0])
-async def test_jittered_delay_never_exceeds_the_capped_delay(jitter: float) -> None:
+async def test_jittered_delay_never_exceeds_the_capped_delay(jitter: float, recorder: EventRecorder) -> None:
     """Each slept delay lies in (d * (1 - jitter), d] for the computed, capped delay d."""
-    recorder = Recorder()
     policy = NodePolicy(max_retries=6, backoff_base=0.001, backoff_mult=2.0, max_backoff=0.01, jitter=jitter)
     node = failing_node([ValueError("e")] * 6, policy)
     flow, _ = await run_to_end(node, recorder)
@@ -113,9 +83,8 @@ async def test_jittered_delay_never_exceeds_the_capped_delay(jitter: float) -> N
     await flow.stop()
 
 
-async def test_the_retry_actually_sleeps_the_reported_delay() -> None:
+async def test_the_retry_actually_sleeps_the_reported_delay(recorder: EventRecorder) -> None:
     """The next attempt starts no sooner than node_retry's sleep_s after it."""
-    recorder = Recorder()
     node = failing_node([ValueError("e")], NodePolicy(max_retries=1, backoff_base=0.05))
     flow, _ = await run_to_end(node, recorder)
     kinds = [event.event_type for event in recorder.events]
@@ -126,9 +95,8 @@ async def test_the_retry_actually_sleeps_the_reported_delay() -> None:
     await flow.stop()
 
 
-async def test_max_retries_bounds_the_number_of_attempts() -> None:
+async def test_max_retries_bounds_the_number_of_attempts(recorder: EventRecorder) -> None:
     """A node that always fails is invoked max_retries + 1 times, then fails once."""
-    recorder = Recorder()
     node = failing_node([ValueError(str(i)) for i in range(10)], NodePolicy(max_retries=2, backoff_base=0))
     flow, result = await run_to_end(node, recorder)
     assert isinstance(result, FlowError)
@@ -164,10 +132,12 @@ async def test_max_retries_bounds_the_number_of_attempts() -> None:
     ],
 )
 async def test_retry_on_decides_whether_an_error_is_retried(
-    retry_on: Any, raised: Exception, retried: bool
+    retry_on: Any,
+    raised: Exception,
+    retried: bool,
+    recorder: EventRecorder,
 ) -> None:
     """retry_on as None, a type, a tuple or a predicate selects the retryable exceptions."""
-    recorder = Recorder()
     node = failing_node([raised], NodePolicy(max_retries=1, backoff_base=0, retry_on=retry_on))
     flow, result = await run_to_end(node, recorder)
     if retried:
@@ -185,9 +155,8 @@ async def test_retry_on_decides_whether_an_error_is_retried(
     await flow.stop()
 
 
-async def test_retry_on_sees_a_policy_timeout_as_timeout_error() -> None:
+async def test_retry_on_sees_a_policy_timeout_as_timeout_error(recorder: EventRecorder) -> None:
     """A policy timeout is presented to retry_on as TimeoutError."""
-    recorder = Recorder()
     seen: list[BaseException] = []
     calls = 0
 
@@ -213,14 +182,9 @@ async def test_retry_on_sees_a_policy_timeout_as_timeout_error() -> None:
     await flow.stop()
 
 
-async def test_timeout_is_not_retried_when_retry_on_excludes_it() -> None:
+async def test_timeout_is_not_retried_when_retry_on_excludes_it(recorder: EventRecorder) -> None:
     """retry_on=KeyError leaves a policy timeout terminal on the first attempt."""
-    recorder = Recorder()
-
-    async def stuck(message: Any, ctx: Context) -> Any:
-        await asyncio.Event().wait()
-
-    node = Node(stuck, policy=NodePolicy(timeout_s=0.05, max_retries=3, retry_on=KeyError))
+    node = Node(wait_forever, policy=NodePolicy(timeout_s=0.05, max_retries=3, retry_on=KeyError))
     flow, result = await run_to_end(node, recorder)
     assert isinstance(result, FlowError)
     assert result.code == "NODE_TIMEOUT"
@@ -228,10 +192,11 @@ async def test_timeout_is_not_retried_when_retry_on_excludes_it() -> None:
     await flow.stop()
 
 
-async def test_raising_retry_on_predicate_means_not_retryable(caplog: pytest.LogCaptureFixture) -> None:
+async def test_raising_retry_on_predicate_means_not_retryable(
+    caplog: pytest.LogCaptureFixture, recorder: EventRecorder
+) -> None:
     """A predicate that raises makes the error terminal and logs retry_on_failed."""
     caplog.set_level(logging.WARNING, logger="penguiflow_otel.core")
-    recorder = Recorder()
 
     def broken(exc: BaseException) -> bool:
         raise RuntimeError("predicate bug")
@@ -247,16 +212,13 @@ async def test_raising_retry_on_predicate_means_not_retryable(caplog: pytest.Log
     await flow.stop()
 
 
-async def test_cancelled_error_is_never_retried_or_reported_as_an_error() -> None:
+async def test_cancelled_error_is_never_retried_or_reported_as_an_error(recorder: EventRecorder) -> None:
     """A trace cancel interrupting an attempt does not trigger node_error or a retry."""
-    recorder = Recorder()
-
-    async def stuck(message: Any, ctx: Context) -> Any:
-        await asyncio.Event().wait()
-
-    flow = create(Node(stuck, policy=NodePolicy(max_retries=5, backoff_base=0)).to(), middlewares=[recorder])
+    flow = create(
+        Node(wait_forever, policy=NodePolicy(max_retries=5, backoff_base=0)).to(), middlewares=[recorder]
+    )
     flow.run()
-    message = msg()
+    message = make_message()
     await flow.emit(message)
     await recorder.wait_for("node_start")
     await flow.cancel(message.trace_id)
@@ -273,9 +235,8 @@ async def test_cancelled_error_is_never_retried_or_reported_as_an_error() -> Non
 # Concurrency (F5) --------------------------------------------------------------------------------
 
 
-async def test_concurrency_runs_that_many_messages_at_once() -> None:
+async def test_concurrency_runs_that_many_messages_at_once(recorder: EventRecorder) -> None:
     """A node with concurrency 3 holds three messages of one trace at the same time."""
-    recorder = Recorder()
     running = 0
     all_in = asyncio.Event()
     release = asyncio.Event()
@@ -290,9 +251,9 @@ async def test_concurrency_runs_that_many_messages_at_once() -> None:
 
     flow = create(Node(gathers, name="g", policy=NodePolicy(concurrency=3)).to(), middlewares=[recorder])
     flow.run()
-    first = msg(0)
+    first = make_message(0)
     for i in range(3):
-        await flow.emit(msg(i, trace_id=first.trace_id))
+        await flow.emit(make_message(i, trace_id=first.trace_id))
     async with asyncio.timeout(2):
         await all_in.wait()
     assert flow.statistics().node_inflight == {"g": 3}
@@ -322,7 +283,7 @@ async def test_concurrency_one_handles_one_message_at_a_time_in_order() -> None:
     flow = create(Node(serial).to())
     flow.run()
     for i in range(5):
-        await flow.emit(msg(i))
+        await flow.emit(make_message(i))
     for _ in range(5):
         await flow.fetch()
     await flow.stop()
@@ -333,14 +294,9 @@ async def test_concurrency_one_handles_one_message_at_a_time_in_order() -> None:
 # Timeouts (section 13) ---------------------------------------------------------------------------
 
 
-async def test_policy_timeout_fails_with_node_timeout() -> None:
+async def test_policy_timeout_fails_with_node_timeout(recorder: EventRecorder) -> None:
     """A node exceeding timeout_s fails with NODE_TIMEOUT and the upstream message."""
-    recorder = Recorder()
-
-    async def stuck(message: Any, ctx: Context) -> Any:
-        await asyncio.Event().wait()
-
-    flow, error = await run_to_end(Node(stuck, name="x", policy=NodePolicy(timeout_s=0.05)), recorder)
+    flow, error = await run_to_end(Node(wait_forever, name="x", policy=NodePolicy(timeout_s=0.05)), recorder)
     assert isinstance(error, FlowError)
     assert error.code == FlowErrorCode.NODE_TIMEOUT
     assert error.message == "Node 'x' timed out after 0.05s"
@@ -352,9 +308,8 @@ async def test_policy_timeout_fails_with_node_timeout() -> None:
     await flow.stop()
 
 
-async def test_user_raised_timeout_error_is_a_timeout_with_its_own_text() -> None:
+async def test_user_raised_timeout_error_is_a_timeout_with_its_own_text(recorder: EventRecorder) -> None:
     """A TimeoutError raised by user code without a policy timeout keeps its own text."""
-    recorder = Recorder()
     node = failing_node([TimeoutError("upstream API slow")], NodePolicy(), name="api")
     flow, error = await run_to_end(node, recorder)
     assert isinstance(error, FlowError)
@@ -365,9 +320,8 @@ async def test_user_raised_timeout_error_is_a_timeout_with_its_own_text() -> Non
     await flow.stop()
 
 
-async def test_timeout_covers_the_node_but_not_routing() -> None:
+async def test_timeout_covers_the_node_but_not_routing(recorder: EventRecorder) -> None:
     """Waiting on a full downstream queue for longer than timeout_s is not a timeout."""
-    recorder = Recorder()
     gate = asyncio.Event()
 
     async def fast(message: Any, ctx: Context) -> Any:
@@ -382,7 +336,7 @@ async def test_timeout_covers_the_node_but_not_routing() -> None:
     flow = create(producer.to(consumer), consumer.to(), queue_maxsize=1, middlewares=[recorder])
     flow.run()
     for i in range(3):
-        await flow.emit(msg(i))
+        await flow.emit(make_message(i))
     await asyncio.sleep(0.15)  # the producer is now blocked putting its third result
     assert flow.statistics().node_inflight == {"producer": 1, "consumer": 1}
     gate.set()
@@ -396,9 +350,8 @@ async def test_timeout_covers_the_node_but_not_routing() -> None:
 # Deadlines (F11, section 12) ---------------------------------------------------------------------
 
 
-async def test_deadline_bounds_a_running_node_without_retry() -> None:
+async def test_deadline_bounds_a_running_node_without_retry(recorder: EventRecorder) -> None:
     """A deadline earlier than the policy timeout interrupts the node: DEADLINE_EXCEEDED, no retry."""
-    recorder = Recorder()
     calls = 0
 
     async def stuck(message: Any, ctx: Context) -> Any:
@@ -410,7 +363,7 @@ async def test_deadline_bounds_a_running_node_without_retry() -> None:
     flow = create(node.to(), middlewares=[recorder], emit_errors_to_rookery=True)
     flow.run()
     deadline = time.time() + 0.05
-    message = msg(deadline_s=deadline)
+    message = make_message(deadline_s=deadline)
     await flow.emit(message)
     async with asyncio.timeout(2):
         error = await flow.fetch()
@@ -426,18 +379,14 @@ async def test_deadline_bounds_a_running_node_without_retry() -> None:
     await flow.stop()
 
 
-async def test_deadline_equal_to_the_policy_timeout_counts_as_the_deadline() -> None:
+async def test_deadline_equal_to_the_policy_timeout_counts_as_the_deadline(recorder: EventRecorder) -> None:
     """When the deadline bound ties with timeout_s, expiry is DEADLINE_EXCEEDED, not NODE_TIMEOUT."""
-    recorder = Recorder()
     clock = ManualClock()
 
-    async def stuck(message: Any, ctx: Context) -> Any:
-        await asyncio.Event().wait()
-
-    node = Node(stuck, policy=NodePolicy(timeout_s=0.05, max_retries=2, backoff_base=0))
+    node = Node(wait_forever, policy=NodePolicy(timeout_s=0.05, max_retries=2, backoff_base=0))
     flow = create(node.to(), middlewares=[recorder], emit_errors_to_rookery=True, clock=clock)
     flow.run()
-    await flow.emit(msg(deadline_s=clock.time() + 0.05))
+    await flow.emit(make_message(deadline_s=clock.time() + 0.05))
     async with asyncio.timeout(2):
         error = await flow.fetch()
     assert isinstance(error, FlowError)
@@ -446,18 +395,16 @@ async def test_deadline_equal_to_the_policy_timeout_counts_as_the_deadline() -> 
     await flow.stop()
 
 
-async def test_policy_timeout_shorter_than_the_deadline_stays_a_retryable_timeout() -> None:
+async def test_policy_timeout_shorter_than_the_deadline_stays_a_retryable_timeout(
+    recorder: EventRecorder,
+) -> None:
     """When timeout_s is the smaller bound, expiry is an ordinary NODE_TIMEOUT, retried as usual."""
-    recorder = Recorder()
     clock = ManualClock()
 
-    async def stuck(message: Any, ctx: Context) -> Any:
-        await asyncio.Event().wait()
-
-    node = Node(stuck, name="x", policy=NodePolicy(timeout_s=0.02, max_retries=1, backoff_base=0))
+    node = Node(wait_forever, name="x", policy=NodePolicy(timeout_s=0.02, max_retries=1, backoff_base=0))
     flow = create(node.to(), middlewares=[recorder], emit_errors_to_rookery=True, clock=clock)
     flow.run()
-    await flow.emit(msg(deadline_s=clock.time() + 60.0))
+    await flow.emit(make_message(deadline_s=clock.time() + 60.0))
     async with asyncio.timeout(2):
         error = await flow.fetch()
     assert isinstance(error, FlowError)
@@ -475,9 +422,8 @@ async def test_policy_timeout_shorter_than_the_deadline_stays_a_retryable_timeou
     await flow.stop()
 
 
-async def test_attempt_due_after_the_deadline_does_not_start() -> None:
+async def test_attempt_due_after_the_deadline_does_not_start(recorder: EventRecorder) -> None:
     """A retry whose backoff ends past the deadline is not attempted: node_failed follows directly."""
-    recorder = Recorder()
     clock = ManualClock()
     calls = 0
 
@@ -491,7 +437,7 @@ async def test_attempt_due_after_the_deadline_does_not_start() -> None:
     flow = create(node.to(), middlewares=[recorder], emit_errors_to_rookery=True, clock=clock)
     flow.run()
     deadline = clock.time() + 5.0
-    await flow.emit(msg(deadline_s=deadline))
+    await flow.emit(make_message(deadline_s=deadline))
     async with asyncio.timeout(2):
         error = await flow.fetch()
     assert calls == 1
@@ -507,9 +453,10 @@ async def test_attempt_due_after_the_deadline_does_not_start() -> None:
     await flow.stop()
 
 
-async def test_deadline_passed_at_dequeue_skips_the_node_and_returns_a_final_answer() -> None:
+async def test_deadline_passed_at_dequeue_skips_the_node_and_returns_a_final_answer(
+    recorder: EventRecorder,
+) -> None:
     """A message dequeued after its deadline never runs; a 'Deadline exceeded' copy goes to the Rookery."""
-    recorder = Recorder()
     clock = ManualClock()
     calls = 0
 
@@ -522,7 +469,7 @@ async def test_deadline_passed_at_dequeue_skips_the_node_and_returns_a_final_ans
     second = Node(never, name="second")
     flow = create(first.to(second), second.to(), middlewares=[recorder], clock=clock)
     flow.run()
-    message = msg("late", deadline_s=clock.time() - 0.001, meta={"k": 1})
+    message = make_message("late", deadline_s=clock.time() - 0.001, meta={"k": 1})
     await flow.emit(message)
     result = await flow.fetch()
     assert isinstance(result, Message)
@@ -537,26 +484,21 @@ async def test_deadline_passed_at_dequeue_skips_the_node_and_returns_a_final_ans
 async def test_deadline_skip_keeps_an_existing_final_answer() -> None:
     """A late message already carrying a FinalAnswer is delivered with that answer."""
     clock = ManualClock()
-    flow = create(Node(lambda_free_echo).to(), clock=clock)
+    flow = create(Node(passthrough).to(), clock=clock)
     flow.run()
     answer = FinalAnswer(text="already answered", citations=["c"])
-    await flow.emit(msg(answer, deadline_s=clock.time() - 1))
+    await flow.emit(make_message(answer, deadline_s=clock.time() - 1))
     result = await flow.fetch()
     assert result.payload == answer
     await flow.stop()
 
 
-async def lambda_free_echo(message: Any, ctx: Context) -> Any:
-    """Return the input."""
-    return message
-
-
 async def test_deadline_in_the_future_lets_the_node_run() -> None:
     """A message whose deadline has not passed is processed normally."""
     clock = ManualClock()
-    flow = create(Node(lambda_free_echo).to(), clock=clock)
+    flow = create(Node(passthrough).to(), clock=clock)
     flow.run()
-    message = msg("on time", deadline_s=clock.time() + 60)
+    message = make_message("on time", deadline_s=clock.time() + 60)
     await flow.emit(message)
     assert await flow.fetch() is message
     await flow.stop()
@@ -565,9 +507,8 @@ async def test_deadline_in_the_future_lets_the_node_run() -> None:
 # FlowError (F12, section 15) ---------------------------------------------------------------------
 
 
-async def test_flow_error_from_a_node_chains_the_original_exception() -> None:
+async def test_flow_error_from_a_node_chains_the_original_exception(recorder: EventRecorder) -> None:
     """A runtime-built FlowError has __cause__, original_exc and unwrap() all the original exception."""
-    recorder = Recorder()
     boom = ValueError("boom")
     flow, error = await run_to_end(failing_node([boom], NodePolicy(), name="x"), recorder)
     assert isinstance(error, FlowError)

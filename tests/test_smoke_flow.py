@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+from flowkit import passthrough
+
 from penguiflow_otel import Headers, Message, Node, create
-
-
-async def _passthrough(message: Message, ctx: object) -> Message:
-    return message
 
 
 async def test_three_node_chain_delivers_every_message_in_order() -> None:
     """Messages emitted into a chain come out of the Rookery in emission order."""
-    a, b, c = Node(_passthrough, name="a"), Node(_passthrough, name="b"), Node(_passthrough, name="c")
+    a, b, c = Node(passthrough, name="a"), Node(passthrough, name="b"), Node(passthrough, name="c")
     flow = create(a.to(b), b.to(c), c.to())
     flow.run()
     sent = [Message(payload=i, headers=Headers(tenant="t")) for i in range(200)]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
 import pytest
+from flowkit import ListStore
 
 from penguiflow_otel.metrics import FlowEvent
 from penguiflow_otel.state import RemoteBinding, StateStore, StoredEvent
@@ -30,23 +30,6 @@ def make_event() -> FlowEvent:
         trace_cancelled=False,
         extra={"exception": "boom"},
     )
-
-
-class ListStore:
-    """A structural state store keeping events in a list."""
-
-    def __init__(self) -> None:
-        self.events: list[StoredEvent] = []
-        self.bindings: list[RemoteBinding] = []
-
-    async def save_event(self, event: StoredEvent) -> None:
-        self.events.append(event)
-
-    async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
-        return [event for event in self.events if event.trace_id == trace_id]
-
-    async def save_remote_binding(self, binding: RemoteBinding) -> None:
-        self.bindings.append(binding)
 
 
 def test_stored_event_fields_keep_their_order_and_seq_defaults_to_zero() -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from flowkit import async_source, fetch, make_message, wait_forever
 
 from penguiflow_otel import (
     Context,
@@ -14,23 +14,11 @@ from penguiflow_otel import (
     Headers,
     Message,
     Node,
-    PenguiFlow,
     StreamChunk,
     create,
     emit_stream_events,
     stream_flow,
 )
-
-
-def msg(payload: object = "prompt", **fields: Any) -> Message[Any]:
-    """A message for tenant ``t``."""
-    return Message(payload=payload, headers=Headers(tenant="t"), **fields)
-
-
-async def fetch(flow: PenguiFlow) -> Any:
-    """One result, within two seconds."""
-    async with asyncio.timeout(2):
-        return await flow.fetch()
 
 
 def chunks_of(results: list[Any]) -> list[tuple[str, int, str, bool]]:
@@ -62,7 +50,7 @@ async def test_emit_chunk_numbers_chunks_from_zero_per_stream() -> None:
 
     flow = create(streaming_node(script).to())
     flow.run()
-    parent = msg()
+    parent = make_message("prompt")
     await flow.emit(parent)
     results = [await fetch(flow) for _ in range(3)]
     sid = parent.trace_id
@@ -84,7 +72,7 @@ async def test_explicit_seq_resets_the_counter_and_done_deletes_it() -> None:
 
     flow = create(streaming_node(script).to())
     flow.run()
-    await flow.emit(msg())
+    await flow.emit(make_message("prompt"))
     results = [await fetch(flow) for _ in range(6)]
     assert chunks_of(results) == [
         ("s", 0, "a", False),
@@ -106,7 +94,7 @@ async def test_counters_are_per_node_context() -> None:
     first, second = streaming_node(script, "first"), streaming_node(script, "second")
     flow = create(first.to(), second.to())
     flow.run()
-    await flow.emit(msg())
+    await flow.emit(make_message("prompt"))
     results = [await fetch(flow), await fetch(flow)]
     assert sorted(r.payload.seq for r in results) == [0, 0]
     await flow.stop()
@@ -120,7 +108,7 @@ async def test_chunk_message_keeps_the_parent_envelope() -> None:
 
     flow = create(streaming_node(script).to())
     flow.run()
-    parent = msg(deadline_s=4_000_000_000.0, meta={"user": "u1"})
+    parent = make_message(deadline_s=4_000_000_000.0, meta={"user": "u1"})
     await flow.emit(parent)
     result = await fetch(flow)
     assert isinstance(result, Message)
@@ -143,7 +131,7 @@ async def test_chunk_meta_is_a_copy_of_the_given_mapping() -> None:
 
     flow = create(streaming_node(script).to())
     flow.run()
-    await flow.emit(msg())
+    await flow.emit(make_message("prompt"))
     assert (await fetch(flow)).payload.meta == {"k": "v"}
     await flow.stop()
 
@@ -163,7 +151,7 @@ async def test_chunks_are_ordinary_messages_through_successors() -> None:
     source, target = streaming_node(script), Node(relay, name="relay")
     flow = create(source.to(target), target.to())
     flow.run()
-    await flow.emit(msg())
+    await flow.emit(make_message("prompt"))
     assert [(await fetch(flow)).payload.text for _ in range(3)] == ["a", "b", "c"]
     assert seen == [0, 1, 2]
     await flow.stop()
@@ -177,7 +165,7 @@ async def test_flow_emit_chunk_streams_into_the_ingress_nodes() -> None:
 
     flow = create(Node(echo).to())
     flow.run()
-    parent = msg()
+    parent = make_message("prompt")
     first = await flow.emit_chunk(parent=parent, text="hello")
     second = await flow.emit_chunk(parent=parent, text="world", done=True)
     assert (first.seq, second.seq, second.done) == (0, 1, True)
@@ -195,7 +183,7 @@ async def test_emit_chunk_counters_survive_stop() -> None:
 
     flow = create(Node(echo).to())
     flow.run()
-    parent = msg()
+    parent = make_message("prompt")
     assert (await flow.emit_chunk(parent=parent, text="a")).seq == 0
     await flow.stop()
     flow.run()
@@ -212,7 +200,7 @@ async def test_emit_chunk_on_a_detached_context_raises() -> None:
 
     ctx = Context(Node(noop))
     with pytest.raises(RuntimeError, match=r"^Context is not attached to a running flow$"):
-        await ctx.emit_chunk(parent=msg(), text="x")
+        await ctx.emit_chunk(parent=make_message("prompt"), text="x")
 
 
 # Capacity wait (section 9) ---------------------------------------------------------------------
@@ -249,8 +237,8 @@ async def test_non_first_chunk_waits_on_the_trace_named_by_its_stream_id(
     flow = create(block.to(), stream.to(consume), consume.to(), queue_maxsize=1)
     flow.run()
     await flow.emit(busy, to=block)
-    await flow.emit(msg("queued", trace_id=busy.trace_id), to=block)  # pending(busy) is now 2
-    await flow.emit(msg(), to=stream)
+    await flow.emit(make_message("queued", trace_id=busy.trace_id), to=block)  # pending(busy) is now 2
+    await flow.emit(make_message("prompt"), to=stream)
     async with asyncio.timeout(2):
         await first_received.wait()
     if waits:
@@ -267,7 +255,7 @@ async def test_first_chunk_of_a_stream_never_waits() -> None:
     """The first chunk of a stream goes out even when its stream's trace is over capacity."""
     release = asyncio.Event()
     received = asyncio.Event()
-    busy = msg("busy")
+    busy = make_message("busy")
 
     async def blocker(message: Any, ctx: Context) -> Any:
         await release.wait()
@@ -288,8 +276,8 @@ async def test_first_chunk_of_a_stream_never_waits() -> None:
     flow = create(block.to(), stream.to(consume), consume.to(), queue_maxsize=1)
     flow.run()
     await flow.emit(busy, to=block)
-    await flow.emit(msg("queued", trace_id=busy.trace_id), to=block)
-    await flow.emit(msg(), to=stream)
+    await flow.emit(make_message("queued", trace_id=busy.trace_id), to=block)
+    await flow.emit(make_message("prompt"), to=stream)
     async with asyncio.timeout(2):
         await received.wait()
     release.set()
@@ -314,7 +302,7 @@ async def test_stream_flow_yields_the_first_chunk_before_the_node_finishes() -> 
     flow.run()
     received: list[Any] = []
     async with asyncio.timeout(2):
-        async for payload in stream_flow(flow, msg(), include_final=True):
+        async for payload in stream_flow(flow, make_message("prompt"), include_final=True):
             if not received:
                 released_before_first_chunk.append(release.is_set())
                 release.set()
@@ -336,7 +324,7 @@ async def test_stream_flow_stops_after_the_done_chunk_unless_include_final() -> 
     flow = create(Node(producer).to())
     flow.run()
     async with asyncio.timeout(2):
-        received = [payload async for payload in stream_flow(flow, msg())]
+        received = [payload async for payload in stream_flow(flow, make_message("prompt"))]
     assert [(p.text, p.done) for p in received] == [("a", False), ("b", True)]
     assert (await fetch(flow)).payload == FinalAnswer(text="ab")
     await flow.stop()
@@ -351,7 +339,7 @@ async def test_stream_flow_ends_at_the_first_non_chunk_payload() -> None:
     flow = create(Node(producer).to())
     flow.run()
     async with asyncio.timeout(2):
-        received = [payload async for payload in stream_flow(flow, msg("q"))]
+        received = [payload async for payload in stream_flow(flow, make_message("q"))]
     assert received == [{"raw": "q"}]
     await flow.stop()
 
@@ -369,21 +357,17 @@ async def test_stream_flow_targets_the_given_node() -> None:
     flow = create(left_node.to(), right_node.to())
     flow.run()
     async with asyncio.timeout(2):
-        received = [payload async for payload in stream_flow(flow, msg(), to=right_node)]
+        received = [payload async for payload in stream_flow(flow, make_message("prompt"), to=right_node)]
     assert received == ["right"]
     await flow.stop()
 
 
 async def test_stream_flow_timeout_raises_when_nothing_arrives() -> None:
     """Each fetch is bounded by ``timeout``; silence raises TimeoutError."""
-
-    async def silent(message: Any, ctx: Context) -> Any:
-        await asyncio.Event().wait()
-
-    flow = create(Node(silent).to())
+    flow = create(Node(wait_forever).to())
     flow.run()
     with pytest.raises(TimeoutError):
-        async for _ in stream_flow(flow, msg(), timeout=0.05):
+        async for _ in stream_flow(flow, make_message("prompt"), timeout=0.05):
             pass
     await flow.stop()
 
@@ -404,17 +388,11 @@ class RecordingEmitter:
         return None
 
 
-async def events(*items: object) -> AsyncIterator[object]:
-    """An async source of the given items."""
-    for item in items:
-        yield item
-
-
 async def test_emit_stream_events_defaults_to_str_and_closes_with_a_done_chunk() -> None:
     """Without an adapter each event is str()-ed, and a final empty done chunk carries final_meta."""
     emitter = RecordingEmitter()
-    parent = msg()
-    await emit_stream_events(events(1, "two"), emitter, parent, to="target", final_meta={"end": True})
+    parent = make_message("prompt")
+    await emit_stream_events(async_source(1, "two"), emitter, parent, to="target", final_meta={"end": True})
     assert [(c["text"], c["done"], c["meta"]) for c in emitter.calls] == [
         ("1", False, {}),
         ("two", False, {}),
@@ -431,7 +409,10 @@ async def test_emit_stream_events_uses_the_adapter_and_skips_the_closing_chunk_a
         return event["t"], event.get("last", False), {"i": event["i"]}
 
     await emit_stream_events(
-        events({"t": "a", "i": 0}, {"t": "b", "i": 1, "last": True}), emitter, msg(), adapter=adapter
+        async_source({"t": "a", "i": 0}, {"t": "b", "i": 1, "last": True}),
+        emitter,
+        make_message("prompt"),
+        adapter=adapter,
     )
     assert [(c["text"], c["done"], c["meta"]) for c in emitter.calls] == [
         ("a", False, {"i": 0}),
@@ -442,7 +423,7 @@ async def test_emit_stream_events_uses_the_adapter_and_skips_the_closing_chunk_a
 async def test_emit_stream_events_of_an_empty_source_sends_only_the_closing_chunk() -> None:
     """An empty source still ends the stream with one done chunk and empty meta."""
     emitter = RecordingEmitter()
-    await emit_stream_events(events(), emitter, msg())
+    await emit_stream_events(async_source(), emitter, make_message("prompt"))
     assert [(c["text"], c["done"], c["meta"], c["to"]) for c in emitter.calls] == [("", True, {}, None)]
 
 
@@ -450,12 +431,12 @@ async def test_emit_stream_events_inside_a_node_streams_through_the_flow() -> No
     """A node bridging an async source through its context produces numbered chunks ending in done."""
 
     async def bridge(message: Any, ctx: Context) -> Any:
-        await emit_stream_events(events("x", "y"), ctx, message, final_meta={"n": 2})
+        await emit_stream_events(async_source("x", "y"), ctx, message, final_meta={"n": 2})
         return None
 
     flow = create(Node(bridge).to())
     flow.run()
-    parent = msg()
+    parent = make_message("prompt")
     await flow.emit(parent)
     results = [await fetch(flow) for _ in range(3)]
     assert chunks_of(results) == [

@@ -6,19 +6,13 @@ import asyncio
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from flowkit import async_source, make_message
 
 from penguiflow_otel.streaming import chunk_to_ws_json, emit_stream_events, format_sse_event, stream_flow
-from penguiflow_otel.types import Headers, Message, StreamChunk
-
-T = TypeVar("T")
-
-
-def make_message(payload: object = "question") -> Message[Any]:
-    """A message for tenant t."""
-    return Message(payload=payload, headers=Headers(tenant="t"))
+from penguiflow_otel.types import StreamChunk
 
 
 def chunk(seq: int, text: str, *, done: bool = False, meta: dict[str, Any] | None = None) -> StreamChunk:
@@ -55,12 +49,6 @@ class FakeContext:
 async def collect(stream: AsyncIterator[Any]) -> list[Any]:
     """Every item of an async iterator."""
     return [item async for item in stream]
-
-
-async def events(*items: T) -> AsyncIterator[T]:
-    """An async source yielding ``items``."""
-    for item in items:
-        yield item
 
 
 def test_sse_event_of_a_plain_chunk() -> None:
@@ -100,7 +88,7 @@ def test_ws_json_extra_updates_the_fields() -> None:
 async def test_stream_flow_emits_then_yields_chunks_until_done() -> None:
     """The parent is emitted with its targets; chunks are yielded up to the done one."""
     flow = FakeFlow([make_message(chunk(0, "a")), chunk(1, "b", done=True), "final"])
-    parent = make_message()
+    parent = make_message("question")
     items = await collect(stream_flow(flow, parent, to="target"))
     assert items == [chunk(0, "a"), chunk(1, "b", done=True)]
     assert flow.emitted == [(parent, "target")]
@@ -110,25 +98,25 @@ async def test_stream_flow_emits_then_yields_chunks_until_done() -> None:
 async def test_stream_flow_include_final_continues_past_done() -> None:
     """With include_final, fetching goes on after done until a non-chunk payload, which is yielded."""
     flow = FakeFlow([chunk(0, "a", done=True), chunk(0, "b"), make_message("final"), "unused"])
-    items = await collect(stream_flow(flow, make_message(), include_final=True))
+    items = await collect(stream_flow(flow, make_message("question"), include_final=True))
     assert items == [chunk(0, "a", done=True), chunk(0, "b"), "final"]
 
 
 async def test_stream_flow_ends_at_the_first_non_chunk_payload() -> None:
     """A non-chunk payload is yielded and ends the stream, done or not."""
     flow = FakeFlow([chunk(0, "a"), {"answer": 42}, chunk(1, "b")])
-    items = await collect(stream_flow(flow, make_message()))
+    items = await collect(stream_flow(flow, make_message("question")))
     assert items == [chunk(0, "a"), {"answer": 42}]
 
 
 async def test_stream_flow_yields_results_without_payload_as_is() -> None:
     """A result with no payload attribute is itself the payload."""
-    assert await collect(stream_flow(FakeFlow([7]), make_message())) == [7]
+    assert await collect(stream_flow(FakeFlow([7]), make_message("question"))) == [7]
 
 
 async def test_stream_flow_fetch_timeout_raises() -> None:
     """A fetch that outlasts timeout raises TimeoutError."""
-    stream = stream_flow(FakeFlow([chunk(0, "a")]), make_message(), timeout=0.01)
+    stream = stream_flow(FakeFlow([chunk(0, "a")]), make_message("question"), timeout=0.01)
     assert await anext(stream) == chunk(0, "a")
     with pytest.raises(TimeoutError):
         await anext(stream)
@@ -137,8 +125,8 @@ async def test_stream_flow_fetch_timeout_raises() -> None:
 async def test_emit_stream_events_closes_the_stream_when_no_event_was_done() -> None:
     """Each event becomes one emit_chunk, and a final empty done chunk carries final_meta."""
     ctx = FakeContext()
-    parent = make_message()
-    await emit_stream_events(events("a", 2), ctx, parent, to="sink", final_meta={"reason": "end"})
+    parent = make_message("question")
+    await emit_stream_events(async_source("a", 2), ctx, parent, to="sink", final_meta={"reason": "end"})
     assert ctx.calls == [
         {"parent": parent, "text": "a", "done": False, "meta": {}, "to": "sink"},
         {"parent": parent, "text": "2", "done": False, "meta": {}, "to": "sink"},
@@ -149,12 +137,12 @@ async def test_emit_stream_events_closes_the_stream_when_no_event_was_done() -> 
 async def test_emit_stream_events_uses_the_adapter_and_adds_no_final_after_done() -> None:
     """The adapter's (text, done, meta) is passed through; a done event suppresses the closing chunk."""
     ctx = FakeContext()
-    parent = make_message()
+    parent = make_message("question")
 
     def adapt(event: tuple[str, bool]) -> tuple[str, bool, dict[str, Any]]:
         return event[0].upper(), event[1], {"raw": event[0]}
 
-    await emit_stream_events(events(("a", False), ("b", True)), ctx, parent, adapter=adapt)
+    await emit_stream_events(async_source(("a", False), ("b", True)), ctx, parent, adapter=adapt)
     assert ctx.calls == [
         {"parent": parent, "text": "A", "done": False, "meta": {"raw": "a"}, "to": None},
         {"parent": parent, "text": "B", "done": True, "meta": {"raw": "b"}, "to": None},
@@ -164,6 +152,6 @@ async def test_emit_stream_events_uses_the_adapter_and_adds_no_final_after_done(
 async def test_emit_stream_events_of_an_empty_source_sends_only_the_closing_chunk() -> None:
     """An empty source still ends the stream, with empty meta by default."""
     ctx = FakeContext()
-    parent = make_message()
-    await emit_stream_events(events(), ctx, parent)
+    parent = make_message("question")
+    await emit_stream_events(async_source(), ctx, parent)
     assert ctx.calls == [{"parent": parent, "text": "", "done": True, "meta": {}, "to": None}]

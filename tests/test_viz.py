@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from flowkit import passthrough
 
-from penguiflow_otel import Context, Node, PenguiFlow, create, flow_to_dot, flow_to_mermaid
-
-
-async def passthrough(message: Any, ctx: Context) -> Any:
-    """Returns its input."""
-    return message
+from penguiflow_otel import Node, PenguiFlow, create, flow_to_dot, flow_to_mermaid
 
 
 def controller_flow() -> PenguiFlow:

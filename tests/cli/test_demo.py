@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from loopback import clean_env, start_demo_serving
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -23,12 +23,8 @@ def _demo(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[st
         timeout=60,
         check=False,
         cwd=cwd,
-        env=_clean_env(),
+        env=clean_env(),
     )
-
-
-def _clean_env() -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
 
 
 def test_demo_json_reports_outcomes_span_tree_gauges_and_exported_spans(tmp_path: Path) -> None:
@@ -74,40 +70,6 @@ def test_demo_rejects_a_non_numeric_message_count() -> None:
     assert "expected a whole number, got 'many'" in done.stderr
 
 
-def _start_serving(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "penguiflow_otel.cli._main",
-            "demo",
-            "--serve",
-            "--messages",
-            "3",
-            "--traces-file",
-            str(tmp_path / "spans.jsonl"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_clean_env(),
-    )
-    assert proc.stdout is not None
-    url = ""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("metrics: "):
-            url = line.split(" ", 1)[1].strip()
-        if line.startswith("serving "):
-            return proc, url
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    _, err = proc.communicate()
-    raise AssertionError(f"demo --serve did not start: {err}")
-
-
 def _stalled_series(url: str) -> dict[tuple[str, str], float]:
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
@@ -128,7 +90,7 @@ def test_demo_serve_keeps_a_stalled_queue_visible_and_stops_cleanly_on_signal(
     tmp_path: Path, signum: signal.Signals
 ) -> None:
     """With ``--serve`` the held sink's queue sits at capacity on ``/metrics``; a signal exits 0."""
-    proc, url = _start_serving(tmp_path)
+    proc, url = start_demo_serving(tmp_path)
     try:
         assert url.startswith("http://127.0.0.1:")
         deadline = time.monotonic() + 10

@@ -8,7 +8,6 @@ exporter flushed when it stopped.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import socket
@@ -23,6 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
+from cli_errors import one_line_error
+from loopback import clean_env
 
 from penguiflow_otel.cli import main
 
@@ -80,14 +81,6 @@ class Server:
         return self.process.returncode
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "PENGUIFLOW_OTEL_"))
-    }
-    env.update(extra)
-    return env
-
-
 @contextmanager
 def dev_server(project: Path, *args: str, **env: str) -> Iterator[Server]:
     """Start ``dev`` on a free loopback port; kill it if the test did not stop it."""
@@ -96,7 +89,7 @@ def dev_server(project: Path, *args: str, **env: str) -> Iterator[Server]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(**env),
+        env=clean_env(**env),
     )
     try:
         assert process.stdout is not None
@@ -295,12 +288,6 @@ def test_a_planner_project_chats_streams_its_steps_and_resumes(tmp_path: Path) -
 # Bad input -----------------------------------------------------------------------------------------
 
 
-def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
-
-
 def test_a_busy_port_is_one_line_and_exit_1(held_project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The socket is bound before serving, so a port in use fails at once, naming it."""
     with socket.socket() as taken:
@@ -308,7 +295,7 @@ def test_a_busy_port_is_one_line_and_exit_1(held_project: Path, capsys: pytest.C
         taken.listen()
         port = taken.getsockname()[1]
         assert main(["dev", "--project-root", str(held_project), "--port", str(port)]) == 1
-    assert _one_line_error(capsys) == f"penguiflow-otel dev: error: 127.0.0.1:{port} is in use; pass --port"
+    assert one_line_error(capsys) == f"penguiflow-otel dev: error: 127.0.0.1:{port} is in use; pass --port"
 
 
 def test_a_project_root_without_a_flow_or_planner_is_one_line_and_exit_2(
@@ -316,12 +303,12 @@ def test_a_project_root_without_a_flow_or_planner_is_one_line_and_exit_2(
 ) -> None:
     """An empty folder has no entry; the message says what to add."""
     assert main(["dev", "--project-root", str(tmp_path)]) == 2
-    line = _one_line_error(capsys)
+    line = one_line_error(capsys)
     assert line.startswith(
         f"penguiflow-otel dev: error: {tmp_path} has no flow or planner: add <package>/flow.py"
     )
     assert main(["dev", "--project-root", str(tmp_path / "nowhere")]) == 2
-    assert "is not a directory; pass --project-root DIR" in _one_line_error(capsys)
+    assert "is not a directory; pass --project-root DIR" in one_line_error(capsys)
 
 
 def test_a_malformed_entry_setting_is_one_line_and_exit_2(
@@ -330,7 +317,7 @@ def test_a_malformed_entry_setting_is_one_line_and_exit_2(
     """The entry must read package.module:function."""
     (tmp_path / "pyproject.toml").write_text('[tool.penguiflow-otel]\nentry = "held.flow"\n')
     assert main(["dev", "--project-root", str(tmp_path)]) == 2
-    assert _one_line_error(capsys).endswith('write it as "package.module:function"')
+    assert one_line_error(capsys).endswith('write it as "package.module:function"')
 
 
 def test_a_missing_dev_extra_names_the_install_command(
@@ -340,7 +327,7 @@ def test_a_missing_dev_extra_names_the_install_command(
     monkeypatch.setitem(sys.modules, "starlette", None)
     monkeypatch.setitem(sys.modules, "uvicorn", None)
     assert main(["dev", "--project-root", str(held_project)]) == 2
-    assert _one_line_error(capsys) == (
+    assert one_line_error(capsys) == (
         "penguiflow-otel dev: error: the dev server needs starlette and uvicorn: "
         "pip install 'penguiflow-otel[dev]'"
     )
@@ -356,7 +343,7 @@ def test_a_project_that_needs_an_uninstalled_module_says_how_to_install_it(held_
         capture_output=True,
         text=True,
         timeout=20,
-        env=_env(),
+        env=clean_env(),
     )
     assert done.returncode == 2
     assert done.stderr.strip() == (

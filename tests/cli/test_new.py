@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from cli_errors import one_line_error
 
 from penguiflow_otel import __version__
 from penguiflow_otel.cli import main
@@ -196,14 +197,6 @@ def test_force_renders_into_an_existing_directory_and_keeps_other_files(tmp_path
     assert "count_words" in (project / "src" / "agent" / "tools.py").read_text()
 
 
-def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    return lines[0]
-
-
 @pytest.mark.parametrize(
     ("name", "message"),
     [
@@ -222,7 +215,7 @@ def test_an_invalid_name_is_one_line_and_exit_2(
 ) -> None:
     """A name that cannot be a project or package name is refused before anything is written."""
     assert _new(tmp_path, name) == 2
-    line = _one_line_error(capsys)
+    line = one_line_error(capsys)
     assert line.startswith("penguiflow-otel new: error: ")
     assert message in line
     assert list(tmp_path.iterdir()) == []
@@ -233,7 +226,7 @@ def test_an_unknown_template_is_one_line_and_exit_2(
 ) -> None:
     """The message names the template and the ones that exist."""
     assert _new(tmp_path, "agent", "--template", "fancy") == 2
-    assert _one_line_error(capsys) == (
+    assert one_line_error(capsys) == (
         "penguiflow-otel new: error: unknown template 'fancy'; choose one of: minimal, react"
     )
     assert list(tmp_path.iterdir()) == []
@@ -248,7 +241,7 @@ def test_an_existing_directory_is_refused_with_the_overwrite_count(
     (project / "README.md").write_text("mine")
     (project / "src" / "agent" / "tools.py").write_text("mine")
     assert _new(tmp_path, "agent", "--template", "minimal") == 2
-    assert _one_line_error(capsys) == (
+    assert one_line_error(capsys) == (
         f"penguiflow-otel new: error: {project} already exists (2 of its files would be overwritten); "
         "pass --force to render into it, or choose another NAME or --output-dir"
     )
@@ -256,7 +249,7 @@ def test_an_existing_directory_is_refused_with_the_overwrite_count(
     empty = tmp_path / "empty"
     empty.mkdir()
     assert _new(tmp_path, "empty") == 2
-    assert "(0 of its files would be overwritten)" in _one_line_error(capsys)
+    assert "(0 of its files would be overwritten)" in one_line_error(capsys)
 
 
 def test_a_missing_name_is_a_one_line_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -264,7 +257,7 @@ def test_a_missing_name_is_a_one_line_usage_error(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit) as exited:
         main(["new"])
     assert exited.value.code == 2
-    assert _one_line_error(capsys) == (
+    assert one_line_error(capsys) == (
         "penguiflow-otel new: error: the following arguments are required: NAME "
         "(see penguiflow-otel new --help)"
     )

@@ -5,22 +5,18 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import signal
-import socket
-import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from loopback import HTTPThread, Server, http_get
 
 from penguiflow_otel.telemetry import names
 
@@ -128,88 +124,6 @@ def fill_variables(expr: str, rate_interval: str) -> str:
 
 # Real servers on loopback (backends.md) ---------------------------------------------------------
 
-READY_DEADLINE_S = 10.0
-
-
-def free_port() -> int:
-    """A loopback port free right now (the caller retries if it is taken before use)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    """``(status, body)`` of a GET; status 0 when nothing answered."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            status: int = response.status
-            return status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except OSError:
-        return 0, b""
-
-
-@dataclass
-class Server:
-    """One started executable."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-@dataclass
-class Servers:
-    """Starts executables in ``directory`` and stops every one of them (SIGTERM, 5 s, SIGKILL)."""
-
-    directory: Path
-    started: list[Server] = field(default_factory=list)
-
-    def start(self, name: str, argv: Callable[[int], list[str]], ready_path: str = "/-/ready") -> Server:
-        """Start ``argv(port)`` on a fresh loopback port and wait until ``ready_path`` answers 200."""
-        for attempt in range(3):
-            port = free_port()
-            log = self.directory / f"{name}-{attempt}.log"
-            with log.open("wb") as sink:
-                process = subprocess.Popen(
-                    argv(port), stdout=sink, stderr=subprocess.STDOUT, cwd=self.directory
-                )
-            server = Server(name, process, port, log)
-            self.started.append(server)
-            deadline = time.monotonic() + READY_DEADLINE_S
-            while time.monotonic() < deadline and process.poll() is None:
-                if http_get(f"{server.url}{ready_path}", timeout=0.5)[0] == 200:
-                    return server
-                time.sleep(0.05)
-            self.stop(server)
-            if "address already in use" not in log.read_text(errors="replace"):
-                break
-        raise AssertionError(f"{name} did not become ready on {server.url}:\n{server.log_tail()}")
-
-    def stop(self, server: Server) -> None:
-        process = server.process
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    def stop_all(self) -> None:
-        for server in reversed(self.started):
-            self.stop(server)
-
 
 def prometheus_argv(config: Path, directory: Path) -> Callable[[int], list[str]]:
     """The Prometheus command line of backends.md, for a run-time port."""
@@ -270,10 +184,8 @@ class Webhook:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._http = HTTPThread(Handler)
+        self.port = self._http.port
 
     @property
     def url(self) -> str:
@@ -290,6 +202,5 @@ class Webhook:
             ]
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        """Stop serving."""
+        self._http.close()

@@ -14,19 +14,17 @@ from urllib.parse import quote
 import pytest
 import yaml
 from bundle import (
-    Server,
-    Servers,
     Webhook,
     alertmanager_argv,
     dashboards,
     fill_variables,
     generate,
-    http_get,
     panels,
     prometheus_argv,
     prometheus_exprs,
     prometheus_query,
 )
+from loopback import Server, Servers, http_get
 from prometheus_client import start_http_server
 
 from penguiflow_otel import Headers, Message, Node, NodePolicy, PenguiFlow, create
@@ -45,16 +43,6 @@ needs_alertmanager = pytest.mark.skipif(
 
 SCALED = {"window": "3s", "horizon": "3s", "for": "2s"}
 """Alert windows and for: durations scaled down from minutes to seconds for a 1 s scrape interval."""
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Servers]:
-    """Executables started by the test, all stopped at teardown (SIGTERM, 5 s, SIGKILL)."""
-    started = Servers(tmp_path)
-    try:
-        yield started
-    finally:
-        started.stop_all()
 
 
 @pytest.fixture

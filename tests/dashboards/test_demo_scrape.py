@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from bundle import Servers, prometheus_argv, prometheus_query
+from bundle import prometheus_argv, prometheus_query
+from loopback import Servers, start_demo_serving
 
 pytestmark = [
     pytest.mark.backend,
@@ -22,40 +21,17 @@ pytestmark = [
 
 
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Servers]:
-    """Executables started by the test, all stopped at teardown."""
-    started = Servers(tmp_path)
-    try:
-        yield started
-    finally:
-        started.stop_all()
-
-
-@pytest.fixture
 def demo(tmp_path: Path) -> Iterator[str]:
     """``demo --serve`` on a run-time port; yields the ``host:port`` of its ``/metrics``."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "penguiflow_otel.cli._main", "demo", "--serve", "--messages", "3",
-         "--traces-file", str(tmp_path / "spans.jsonl")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )  # fmt: skip
-    assert proc.stdout is not None
+    proc, url = start_demo_serving(tmp_path)
     try:
-        target = ""
-        for line in proc.stdout:
-            if line.startswith("metrics: "):
-                target = line.split("//", 1)[1].split("/", 1)[0]
-            if line.startswith("serving "):
-                break
+        target = urlsplit(url).netloc
         assert target, "demo --serve printed no metrics URL"
         yield target
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+        assert proc.stdout is not None
         proc.stdout.close()
 
 

@@ -5,28 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from pydantic import BaseModel
+from weather_tools import get_weather
 
 from penguiflow_otel.planner import (
     InvalidLLMOutputError,
     PlannerAction,
     ReactPlanner,
-    ToolContext,
     Trajectory,
 )
 from penguiflow_otel.testing import ScriptedLLM
-
-
-class Args(BaseModel):
-    city: str
-
-
-class Out(BaseModel):
-    ok: bool
-
-
-async def get_weather(args: Args, ctx: ToolContext) -> Out:
-    return Out(ok=True)
 
 
 def planner_for(*replies: object, repair_attempts: int = 1, json_schema_mode: bool = True) -> ReactPlanner:

@@ -6,20 +6,12 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from weather_tools import CityArgs, Weather
 
 from penguiflow_otel import ModelRegistry, Node, NodePolicy
 from penguiflow_otel.catalog import RESERVED_ACTIONS, CatalogError, NodeSpec, ToolPolicy, build_catalog, tool
 from penguiflow_otel.planner import ReactPlanner, ToolContext
 from penguiflow_otel.testing import ScriptedLLM
-
-
-class CityArgs(BaseModel):
-    city: str
-
-
-class Weather(BaseModel):
-    city: str
-    temp_c: float
 
 
 @tool(

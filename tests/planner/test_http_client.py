@@ -11,7 +11,7 @@ import pytest
 from chat_server import Behaviour, chat_server, completion, error, stream
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from pydantic import BaseModel
+from weather_tools import get_weather
 
 from penguiflow_otel.llm import (
     LLMAuthError,
@@ -24,7 +24,7 @@ from penguiflow_otel.llm import (
     LLMTimeoutError,
     OpenAICompatibleClient,
 )
-from penguiflow_otel.planner import PlannerFinish, ReactPlanner, ToolContext
+from penguiflow_otel.planner import PlannerFinish, ReactPlanner
 from penguiflow_otel.testing import capture_telemetry
 
 MESSAGES = [{"role": "system", "content": "Reply in JSON."}, {"role": "user", "content": "hi"}]
@@ -235,18 +235,6 @@ def test_missing_model_or_key_is_a_config_error(monkeypatch: pytest.MonkeyPatch)
         OpenAICompatibleClient()
     with pytest.raises(LLMConfigError, match="no API key for the default OpenAI endpoint"):
         OpenAICompatibleClient("gpt-4o-mini")
-
-
-class Args(BaseModel):
-    city: str
-
-
-class Out(BaseModel):
-    temp_c: float
-
-
-async def get_weather(args: Args, ctx: ToolContext) -> Out:
-    return Out(temp_c=18.0)
 
 
 async def test_the_planner_over_http_makes_chat_the_parent_of_each_request() -> None:

@@ -8,20 +8,12 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from weather_tools import CityArgs, Weather
 
 from penguiflow_otel.catalog import tool
 from penguiflow_otel.llm import LLMAuthError, LLMRateLimitError
 from penguiflow_otel.planner import PlannerEvent, PlannerFinish, ReactPlanner, ToolContext
 from penguiflow_otel.testing import ScriptedLLM
-
-
-class CityArgs(BaseModel):
-    city: str
-
-
-class Weather(BaseModel):
-    city: str
-    temp_c: float
 
 
 class Remedied(Exception):

@@ -7,18 +7,10 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from weather_tools import CityArgs, Weather
 
 from penguiflow_otel.planner import PlannerFinish, ReactPlanner, ToolContext
 from penguiflow_otel.testing import ScriptedLLM, capture_telemetry
-
-
-class CityArgs(BaseModel):
-    city: str
-
-
-class Weather(BaseModel):
-    city: str
-    temp_c: float
 
 
 class JoinArgs(BaseModel):

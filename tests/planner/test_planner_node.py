@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from pydantic import BaseModel
+from weather_tools import CityArgs, Weather
 
 from penguiflow_otel import Headers, Message, NodePolicy, create
 from penguiflow_otel.planner import (
@@ -18,16 +18,6 @@ from penguiflow_otel.planner import (
     planner_node,
 )
 from penguiflow_otel.testing import ScriptedLLM, capture_telemetry
-
-
-class CityArgs(BaseModel):
-    city: str
-
-
-class Weather(BaseModel):
-    city: str
-    temp_c: float
-
 
 seen_trace_ids: list[str | None] = []
 

@@ -9,29 +9,14 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
-from pydantic import BaseModel
+from weather_tools import CityArgs, Weather, get_weather
 
-from penguiflow_otel.catalog import tool
 from penguiflow_otel.planner import PlannerFinish, ReactPlanner, ToolContext
 from penguiflow_otel.telemetry import names
 from penguiflow_otel.testing import ScriptedLLM, capture_telemetry
 
 SECRET_QUERY = "my card number is 4111-SECRET"
 SECRET_ARG = "Secretville"
-
-
-class CityArgs(BaseModel):
-    city: str
-
-
-class Weather(BaseModel):
-    city: str
-    temp_c: float
-
-
-@tool(desc="Current weather", side_effects="read")
-async def get_weather(args: CityArgs, ctx: ToolContext) -> Weather:
-    return Weather(city=args.city, temp_c=18.0)
 
 
 def script() -> ScriptedLLM:

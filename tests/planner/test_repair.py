@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import BaseModel
+from weather_tools import get_weather
 
-from penguiflow_otel.planner import PlannerEvent, PlannerFinish, ReactPlanner, ToolContext
+from penguiflow_otel.planner import PlannerEvent, PlannerFinish, ReactPlanner
 from penguiflow_otel.testing import ScriptedLLM
-
-
-class Args(BaseModel):
-    city: str
-
-
-class Out(BaseModel):
-    temp_c: float
-
-
-async def get_weather(args: Args, ctx: ToolContext) -> Out:
-    return Out(temp_c=18.0)
 
 
 async def test_a_malformed_reply_is_repaired_with_a_note_in_the_next_call() -> None:

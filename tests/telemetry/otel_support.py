@@ -1,4 +1,4 @@
-"""Helpers for the telemetry tests: run-time ports, an OTLP/HTTP sink, a silent collector, child runs.
+"""Helpers for the telemetry tests: an OTLP/HTTP sink, a silent collector, rotel, and child runs.
 
 ``configure()`` installs the OTel global providers, which can be set once per process, so every
 test that calls it runs ``configure_child.py`` in a fresh interpreter. Servers bind 127.0.0.1 on
@@ -20,10 +20,11 @@ import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from loopback import HTTPThread, clean_env, free_port, port_accepts, stop_process
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
@@ -34,31 +35,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 CHILD = Path(__file__).with_name("configure_child.py")
-_ENV_PREFIXES = ("OTEL_", "PENGUIFLOW_OTEL_", "ROTEL_")
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago (the OS picked it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def port_accepts(port: int) -> bool:
-    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any ``OTEL_*``, ``PENGUIFLOW_OTEL_*`` or ``ROTEL_*`` variable."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(_ENV_PREFIXES)}
-    env.update(extra)
-    return env
 
 
 @dataclass(frozen=True)
@@ -134,11 +110,9 @@ class OtlpSink:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port: int = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._http = HTTPThread(Handler)
+        self.port = self._http.port
+        self.url = self._http.url
 
     def _add_traces(self, body: bytes) -> None:
         request = ExportTraceServiceRequest.FromString(body)
@@ -180,8 +154,7 @@ class OtlpSink:
 
     def close(self) -> None:
         """Stop serving."""
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.close()
 
 
 def _decode(body: bytes, headers: Any) -> bytes:
@@ -291,11 +264,5 @@ class RotelAgent:
     def stop(self) -> None:
         """SIGTERM, wait up to 5 s, then SIGKILL: only the process this object started."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_process(process)

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loopback import clean_env, free_port, port_accepts
 from opentelemetry import trace
-from otel_support import OtlpSink, clean_env, free_port, port_accepts, run_child
+from otel_support import OtlpSink, run_child
 
 from penguiflow_otel import telemetry
 from penguiflow_otel.telemetry import names

@@ -8,12 +8,13 @@ no span left open.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pytest
+from capture_helpers import Gate, attrs, by_attempt, node, only, parent_of, span_id, trace_of, value
+from flowkit import EventRecorder, make_message, promptly, run_once, wait_forever
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
@@ -28,45 +29,14 @@ from penguiflow_otel import (
     Headers,
     Message,
     Node,
-    NodePolicy,
     PenguiFlow,
     create,
     join_k,
 )
 from penguiflow_otel.telemetry import names
-from penguiflow_otel.testing import ManualClock, TelemetryCapture, capture_telemetry
+from penguiflow_otel.testing import ManualClock, capture_telemetry
 
 # Helpers -----------------------------------------------------------------------------------------
-
-
-def message(payload: object, *, trace_id: str | None = None, deadline_s: float | None = None) -> Message[Any]:
-    """A message for tenant ``t``; the runtime mints the trace id unless one is given."""
-    if trace_id is None:
-        return Message(payload=payload, headers=Headers(tenant="t"), deadline_s=deadline_s)
-    return Message(payload=payload, headers=Headers(tenant="t"), trace_id=trace_id, deadline_s=deadline_s)
-
-
-def attrs(span: ReadableSpan) -> dict[str, Any]:
-    """A span's attributes as a plain dict."""
-    return dict(span.attributes or {})
-
-
-def only(spans: Sequence[ReadableSpan]) -> ReadableSpan:
-    """The single span of ``spans``."""
-    assert len(spans) == 1, [span.name for span in spans]
-    return spans[0]
-
-
-def span_id(span: ReadableSpan) -> int:
-    """The span's own id."""
-    assert span.context is not None
-    return int(span.context.span_id)
-
-
-def trace_of(span: ReadableSpan) -> int:
-    """The span's OTel trace id."""
-    assert span.context is not None
-    return int(span.context.trace_id)
 
 
 def flags_of(span: ReadableSpan) -> int:
@@ -75,91 +45,8 @@ def flags_of(span: ReadableSpan) -> int:
     return int(span.context.trace_flags)
 
 
-def parent_of(span: ReadableSpan) -> int | None:
-    """The parent span id, or None for a root."""
-    return int(span.parent.span_id) if span.parent is not None else None
-
-
-def by_attempt(spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
-    """Attempt spans ordered by ``penguiflow.node.attempt``."""
-    return sorted(spans, key=lambda span: int(attrs(span)[names.ATTR_NODE_ATTEMPT]))
-
-
-def value(tel: TelemetryCapture, prometheus_name: str, **labels: str) -> float:
-    """The summed value of the samples named ``prometheus_name`` whose labels include ``labels``."""
-    return sum(
-        sample_value
-        for sample_labels, sample_value in tel.series(prometheus_name)
-        if all(sample_labels.get(key, "") == wanted for key, wanted in labels.items())
-    )
-
-
 DURATION_COUNT = "penguiflow_node_duration_seconds_count"
 DROPPED = "penguiflow_message_dropped_total"
-
-
-async def promptly(condition: Callable[[], bool], rounds: int = 500) -> None:
-    """Wait until ``condition`` holds, failing after ``rounds`` loop steps (wall-clock time never helps)."""
-    for _ in range(rounds):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition did not hold within a few loop steps")
-
-
-class Recorder:
-    """A middleware keeping every FlowEvent, with an asyncio.Event per event type to wait on."""
-
-    def __init__(self) -> None:
-        self.events: list[FlowEvent] = []
-        self._seen: dict[str, asyncio.Event] = {}
-
-    async def __call__(self, event: FlowEvent) -> None:
-        self.events.append(event)
-        self.seen(event.event_type).set()
-
-    def seen(self, event_type: str) -> asyncio.Event:
-        """The asyncio.Event set once an event of this type has been recorded."""
-        return self._seen.setdefault(event_type, asyncio.Event())
-
-    def sequence(self, trace_id: str | None) -> list[tuple[str, int]]:
-        """``(event type, attempt)`` of one trace's events, in order."""
-        return [(event.event_type, event.attempt) for event in self.events if event.trace_id == trace_id]
-
-    def kinds(self, trace_id: str | None) -> list[str]:
-        """The event types of one trace, in order."""
-        return [event.event_type for event in self.events if event.trace_id == trace_id]
-
-    def first(self, event_type: str) -> FlowEvent:
-        """The first event of a type."""
-        return next(event for event in self.events if event.event_type == event_type)
-
-
-class Gate:
-    """Node bodies that signal each arrival and then wait until the gate opens."""
-
-    def __init__(self) -> None:
-        self.arrived = asyncio.Event()
-        self.open = asyncio.Event()
-
-    def node(self, name: str) -> Node:
-        """A node named ``name`` whose every invocation passes through the gate."""
-
-        async def gated(msg: Any, ctx: Context) -> Any:
-            self.arrived.set()
-            await self.open.wait()
-            return msg
-
-        return Node(gated, name=name)
-
-
-def node(name: str, func: Callable[[Any, Context], Any] | None = None, **policy: Any) -> Node:
-    """A node named ``name`` running ``func`` (default: return the input) with the given policy fields."""
-
-    async def body(msg: Any, ctx: Context) -> Any:
-        return msg if func is None else await func(msg, ctx)
-
-    return Node(body, name=name, policy=NodePolicy(**policy))
 
 
 def raises(exc: BaseException) -> Callable[[Any, Context], Any]:
@@ -184,26 +71,16 @@ def fails_then_passes(times: int, exc_type: type[Exception] = ValueError) -> Cal
     return body
 
 
-async def wait_forever(msg: Any, ctx: Context) -> Any:
-    """A node body that never returns on its own."""
-    await asyncio.Event().wait()
-    return msg
-
-
 # node_start / node_success -----------------------------------------------------------------------
 
 
-async def test_node_start_opens_an_attempt_span_under_the_producer() -> None:
+async def test_node_start_opens_an_attempt_span_under_the_producer(recorder: EventRecorder) -> None:
     """`node_start`: a `node` span, child of the item's producer, with start and queue attributes."""
-    recorder = Recorder()
     with capture_telemetry() as tel:
         a, b = node("a"), node("b")
         flow = create(a.to(b), b.to(), middlewares=[recorder], name="mapping")
-        flow.run()
-        msg = message("m")
-        await flow.emit(msg)
-        await flow.fetch()
-        await flow.stop()
+        msg = make_message("m")
+        await run_once(flow, msg)
 
         assert recorder.sequence(msg.trace_id) == [
             ("node_start", 0),
@@ -227,9 +104,8 @@ async def test_node_start_opens_an_attempt_span_under_the_producer() -> None:
         assert tel.open_spans() == []
 
 
-async def test_node_success_ends_the_attempt_ok_after_routing() -> None:
+async def test_node_success_ends_the_attempt_ok_after_routing(recorder: EventRecorder) -> None:
     """`node_success`: UNSET, `ok`, stream attributes on an emitting node, `node.duration{ok}` once."""
-    recorder = Recorder()
 
     async def talk(msg: Message[Any], ctx: Context) -> Message[Any]:
         await ctx.emit_chunk(parent=msg, text="hel")
@@ -240,7 +116,7 @@ async def test_node_success_ends_the_attempt_ok_after_routing() -> None:
         talker, sink = Node(talk, name="talker"), node("sink")
         flow = create(talker.to(sink), sink.to(), middlewares=[recorder])
         flow.run()
-        msg = message("m")
+        msg = make_message("m")
         await flow.emit(msg)
         results = [await flow.fetch() for _ in range(3)]
         await flow.stop()
@@ -270,19 +146,15 @@ async def test_node_success_ends_the_attempt_ok_after_routing() -> None:
 # node_error / node_failed ------------------------------------------------------------------------
 
 
-async def test_node_error_marks_the_attempt_error_with_the_exception_class() -> None:
+async def test_node_error_marks_the_attempt_error_with_the_exception_class(recorder: EventRecorder) -> None:
     """`node_error` (not retryable): ERROR, `error`, `error.type` = class, the exception recorded once."""
-    recorder = Recorder()
     with capture_telemetry() as tel:
         bad = node(
             "bad", raises(ValueError("bad input " + "x" * 400)), max_retries=3, retry_on=lambda exc: False
         )
         flow = create(bad.to(), middlewares=[recorder], emit_errors_to_rookery=True)
-        flow.run()
-        msg = message("m")
-        await flow.emit(msg)
-        error = await flow.fetch()
-        await flow.stop()
+        msg = make_message("m")
+        error = await run_once(flow, msg)
 
         assert isinstance(error, FlowError)
         assert recorder.sequence(msg.trace_id) == [("node_start", 0), ("node_error", 0), ("node_failed", 0)]
@@ -303,9 +175,8 @@ async def test_node_error_marks_the_attempt_error_with_the_exception_class() -> 
         assert tel.open_spans() == []
 
 
-async def test_routing_failure_is_reported_by_failed_with_phase_route() -> None:
+async def test_routing_failure_is_reported_by_failed_with_phase_route(recorder: EventRecorder) -> None:
     """`node_error {phase route}`: the open span ends ERROR, `error.phase=route`; duration recorded once."""
-    recorder = Recorder()
 
     async def loop_without_edge(msg: Message[Any], ctx: Context) -> Message[Any]:
         return msg.model_copy(update={"payload": WM(query="q")})  # WM re-emits to itself: no self-edge
@@ -313,11 +184,8 @@ async def test_routing_failure_is_reported_by_failed_with_phase_route() -> None:
     with capture_telemetry() as tel:
         controller = Node(loop_without_edge, name="controller")
         flow = create(controller.to(), middlewares=[recorder], emit_errors_to_rookery=True)
-        flow.run()
-        msg = message("m")
-        await flow.emit(msg)
-        error = await flow.fetch()
-        await flow.stop()
+        msg = make_message("m")
+        error = await run_once(flow, msg)
 
         assert isinstance(error, FlowError)
         assert error.code == "NODE_EXCEPTION"
@@ -338,17 +206,15 @@ async def test_routing_failure_is_reported_by_failed_with_phase_route() -> None:
         assert tel.open_spans() == []
 
 
-async def test_node_failed_sets_the_code_on_the_last_attempt_and_fails_the_root() -> None:
+async def test_node_failed_sets_the_code_on_the_last_attempt_and_fails_the_root(
+    recorder: EventRecorder,
+) -> None:
     """`node_failed`: `error.code` on the last attempt, `node.failures{error.type}` +1, root ERROR."""
-    recorder = Recorder()
     with capture_telemetry() as tel:
         bad = node("bad", raises(RuntimeError("no")), max_retries=1, backoff_base=0.001)
         flow = create(bad.to(), middlewares=[recorder], emit_errors_to_rookery=True)
-        flow.run()
-        msg = message("m")
-        await flow.emit(msg)
-        error = await flow.fetch()
-        await flow.stop()
+        msg = make_message("m")
+        error = await run_once(flow, msg)
 
         assert isinstance(error, FlowError)
         assert recorder.sequence(msg.trace_id) == [
@@ -377,9 +243,8 @@ async def test_node_failed_sets_the_code_on_the_last_attempt_and_fails_the_root(
         assert tel.open_spans() == []
 
 
-async def test_node_failed_without_an_attempt_adds_no_span() -> None:
+async def test_node_failed_without_an_attempt_adds_no_span(recorder: EventRecorder) -> None:
     """`node_failed` after a backoff past the deadline (F11): no new span, root ERROR `deadline_exceeded`."""
-    recorder = Recorder()
     clock = ManualClock()
 
     async def deadline_passes_during_backoff(event: FlowEvent) -> None:
@@ -394,11 +259,8 @@ async def test_node_failed_without_an_attempt_adds_no_span() -> None:
             emit_errors_to_rookery=True,
             clock=clock,
         )
-        flow.run()
-        msg = message("m", deadline_s=clock.time() + 10.0)
-        await flow.emit(msg)
-        error = await flow.fetch()
-        await flow.stop()
+        msg = make_message("m", deadline_s=clock.time() + 10.0)
+        error = await run_once(flow, msg)
 
         assert isinstance(error, FlowError)
         assert error.code == "DEADLINE_EXCEEDED"
@@ -420,17 +282,13 @@ async def test_node_failed_without_an_attempt_adds_no_span() -> None:
 # node_timeout / node_retry -----------------------------------------------------------------------
 
 
-async def test_node_timeout_to_failure_marks_each_attempt_timeout() -> None:
+async def test_node_timeout_to_failure_marks_each_attempt_timeout(recorder: EventRecorder) -> None:
     """`node_timeout` twice (`max_retries=1`): both attempts ERROR `timeout`, `node.timeout`; NODE_TIMEOUT."""
-    recorder = Recorder()
     with capture_telemetry() as tel:
         slow = node("slow", wait_forever, timeout_s=0.01, max_retries=1, backoff_base=0.001)
         flow = create(slow.to(), middlewares=[recorder], emit_errors_to_rookery=True)
-        flow.run()
-        msg = message("m")
-        await flow.emit(msg)
-        error = await flow.fetch()
-        await flow.stop()
+        msg = make_message("m")
+        error = await run_once(flow, msg)
 
         assert isinstance(error, FlowError)
         assert recorder.sequence(msg.trace_id) == [
@@ -461,18 +319,14 @@ async def test_node_timeout_to_failure_marks_each_attempt_timeout() -> None:
         assert tel.open_spans() == []
 
 
-async def test_node_timeout_on_the_deadline_bound_is_deadline_exceeded() -> None:
+async def test_node_timeout_on_the_deadline_bound_is_deadline_exceeded(recorder: EventRecorder) -> None:
     """`node_timeout {deadline_s}` (F11): ERROR `deadline_exceeded`, no `node.timeout`, no retry."""
-    recorder = Recorder()
     with capture_telemetry() as tel:
         slow = node("slow", wait_forever, max_retries=3, timeout_s=10.0)
         clock = ManualClock()  # "now" stands still: only the deadline bound (0.02 s of loop time) can fire
         flow = create(slow.to(), middlewares=[recorder], emit_errors_to_rookery=True, clock=clock)
-        flow.run()
-        msg = message("m", deadline_s=clock.time() + 0.02)
-        await flow.emit(msg)
-        error = await flow.fetch()
-        await flow.stop()
+        msg = make_message("m", deadline_s=clock.time() + 0.02)
+        error = await run_once(flow, msg)
 
         assert isinstance(error, FlowError)
         assert recorder.kinds(msg.trace_id) == ["node_start", "node_timeout", "node_failed"]
@@ -487,17 +341,13 @@ async def test_node_timeout_on_the_deadline_bound_is_deadline_exceeded() -> None
         assert tel.open_spans() == []
 
 
-async def test_node_retry_puts_the_backoff_on_the_failed_attempt() -> None:
+async def test_node_retry_puts_the_backoff_on_the_failed_attempt(recorder: EventRecorder) -> None:
     """`node_retry`: `retry.delay` (the slept, jittered delay) on the failed attempt; `node.retries` +1."""
-    recorder = Recorder()
     with capture_telemetry() as tel:
         flaky = node("flaky", fails_then_passes(1), max_retries=2, backoff_base=0.004, jitter=0.5)
         flow = create(flaky.to(), middlewares=[recorder])
-        flow.run()
-        msg = message("m")
-        await flow.emit(msg)
-        result = await flow.fetch()
-        await flow.stop()
+        msg = make_message("m")
+        result = await run_once(flow, msg)
 
         assert result.payload == "m"
         assert recorder.sequence(msg.trace_id) == [
@@ -526,17 +376,13 @@ async def test_node_retry_puts_the_backoff_on_the_failed_attempt() -> None:
 # deadline_skip -----------------------------------------------------------------------------------
 
 
-async def test_deadline_skip_is_a_zero_work_error_span_and_a_deadline_drop() -> None:
+async def test_deadline_skip_is_a_zero_work_error_span_and_a_deadline_drop(recorder: EventRecorder) -> None:
     """`deadline_skip`: no `node_start`, one ERROR span `deadline_exceeded`, `dropped{deadline}` +1."""
-    recorder = Recorder()
     with capture_telemetry() as tel:
         late = node("late", wait_forever)
         flow = create(late.to(), middlewares=[recorder])
-        flow.run()
-        msg = message("m", deadline_s=time.time() - 5.0)
-        await flow.emit(msg)
-        result = await flow.fetch()
-        await flow.stop()
+        msg = make_message("m", deadline_s=time.time() - 5.0)
+        result = await run_once(flow, msg)
 
         assert result.payload == FinalAnswer(text="Deadline exceeded")
         assert recorder.kinds(msg.trace_id) == ["deadline_skip"]
@@ -557,19 +403,18 @@ async def test_deadline_skip_is_a_zero_work_error_span_and_a_deadline_drop() -> 
 # Cancellation ------------------------------------------------------------------------------------
 
 
-async def test_trace_cancel_drop_adds_no_span_and_counts_the_drop() -> None:
+async def test_trace_cancel_drop_adds_no_span_and_counts_the_drop(recorder: EventRecorder) -> None:
     """`trace_cancel_drop`: a later message of a cancelling trace gets no span and counts on the root."""
     gate = Gate()
-    recorder = Recorder()
     with capture_telemetry() as tel:
         hold = gate.node("hold")
         flow = create(hold.to(), middlewares=[recorder])
         flow.run()
-        first = message(0)
+        first = make_message(0)
         await flow.emit(first)
         await gate.arrived.wait()
         assert await flow.cancel(first.trace_id)
-        await flow.emit(message(1, trace_id=first.trace_id))  # admitted while the trace is still active
+        await flow.emit(make_message(1, trace_id=first.trace_id))  # admitted while the trace is still active
         await recorder.seen("trace_cancel_finish").wait()
         await flow.stop()
 
@@ -587,15 +432,14 @@ async def test_trace_cancel_drop_adds_no_span_and_counts_the_drop() -> None:
         assert tel.open_spans() == []
 
 
-async def test_node_trace_cancelled_ends_the_open_attempt_cancelled() -> None:
+async def test_node_trace_cancelled_ends_the_open_attempt_cancelled(recorder: EventRecorder) -> None:
     """`node_trace_cancelled` in flight: UNSET `cancelled` (`trace_cancel`), duration{cancelled}, one drop."""
     gate = Gate()
-    recorder = Recorder()
     with capture_telemetry() as tel:
         hold = gate.node("hold")
         flow = create(hold.to(), middlewares=[recorder])
         flow.run()
-        msg = message("m")
+        msg = make_message("m")
         await flow.emit(msg)
         await gate.arrived.wait()
         assert await flow.cancel(msg.trace_id)
@@ -618,14 +462,13 @@ async def test_node_trace_cancelled_ends_the_open_attempt_cancelled() -> None:
         assert tel.open_spans() == []
 
 
-async def test_node_trace_cancelled_during_backoff_has_no_open_attempt() -> None:
+async def test_node_trace_cancelled_during_backoff_has_no_open_attempt(recorder: EventRecorder) -> None:
     """`node_trace_cancelled` in a backoff (F6): no attempt is open; only the held item is dropped."""
-    recorder = Recorder()
     with capture_telemetry() as tel:
         bad = node("bad", raises(ValueError("no")), max_retries=1, backoff_base=30.0)
         flow = create(bad.to(), middlewares=[recorder])
         flow.run()
-        msg = message("m")
+        msg = make_message("m")
         await flow.emit(msg)
         await recorder.seen("node_retry").wait()
         assert await flow.cancel(msg.trace_id)
@@ -651,24 +494,26 @@ async def test_node_trace_cancelled_during_backoff_has_no_open_attempt() -> None
         assert tel.open_spans() == []
 
 
-async def test_node_trace_cancelled_during_routing_ends_the_attempt_cancelled() -> None:
+async def test_node_trace_cancelled_during_routing_ends_the_attempt_cancelled(
+    recorder: EventRecorder,
+) -> None:
     """A cancel interrupting a blocked put (F6): `routed(cancelled)` ends the span, duration{cancelled}."""
     gate = Gate()
-    recorder = Recorder()
     with capture_telemetry() as tel:
         feed, sink = node("feed"), gate.node("sink")
         flow = create(feed.to(sink), sink.to(), queue_maxsize=1, middlewares=[recorder])
         flow.run()
-        first = message(0)
+        first = make_message(0)
         await flow.emit(first)
         await gate.arrived.wait()
         for i in (1, 2):
-            await flow.emit(message(i, trace_id=first.trace_id))
+            await flow.emit(make_message(i, trace_id=first.trace_id))
         await promptly(
             lambda: (
                 flow.statistics().edge_size["feed->sink"] == 1
                 and flow.statistics().node_inflight["feed"] == 1
-            )
+            ),
+            rounds=500,
         )
         assert await flow.cancel(first.trace_id)
         await recorder.seen("trace_cancel_finish").wait()
@@ -698,25 +543,27 @@ def only_event(span: ReadableSpan, name: str) -> Any:
     return events[0]
 
 
-async def test_node_cancelled_by_stop_ends_attempts_and_drops_every_discarded_item() -> None:
+async def test_node_cancelled_by_stop_ends_attempts_and_drops_every_discarded_item(
+    recorder: EventRecorder,
+) -> None:
     """`node_cancelled`: the open attempt ends `cancelled` (`stop`); every discarded item is a drop."""
     gate = Gate()
-    recorder = Recorder()
     with capture_telemetry() as tel:
         fast, slow, join = node("fast"), gate.node("slow"), join_k("join", 2)
         flow = create(fast.to(), slow.to(), join.to(), middlewares=[recorder])
         flow.run()
-        await flow.emit(message("unfetched"), to=fast)
-        await flow.emit(message("held"), to=slow)
-        await flow.emit(message("queued"), to=slow)
-        await flow.emit(message("parked"), to=join)
+        await flow.emit(make_message("unfetched"), to=fast)
+        await flow.emit(make_message("held"), to=slow)
+        await flow.emit(make_message("queued"), to=slow)
+        await flow.emit(make_message("parked"), to=join)
         await promptly(
             lambda: (
                 (stats := flow.statistics()).buffered_results == 1
                 and stats.parked_join_items == 1
                 and stats.edge_size["ingress->slow"] == 1
                 and stats.node_inflight["slow"] == 1
-            )
+            ),
+            rounds=500,
         )
         discarded = await flow.stop()
 
@@ -749,18 +596,19 @@ async def test_node_cancelled_by_stop_ends_attempts_and_drops_every_discarded_it
         assert tel.open_spans() == []
 
 
-async def test_trace_cancel_start_adds_one_cancel_event_and_counts_one_cancellation() -> None:
+async def test_trace_cancel_start_adds_one_cancel_event_and_counts_one_cancellation(
+    recorder: EventRecorder,
+) -> None:
     """`trace_cancel_start`: one `penguiflow.cancel` event with the purge count; a repeat adds nothing."""
     gate = Gate()
-    recorder = Recorder()
     with capture_telemetry() as tel:
         hold = gate.node("hold")
         flow = create(hold.to(), middlewares=[recorder])
         flow.run()
-        first = message(0)
+        first = make_message(0)
         await flow.emit(first)
         await gate.arrived.wait()
-        await flow.emit(message(1, trace_id=first.trace_id))
+        await flow.emit(make_message(1, trace_id=first.trace_id))
         assert await flow.cancel(first.trace_id)
         assert await flow.cancel(first.trace_id)
         await recorder.seen("trace_cancel_finish").wait()
@@ -778,20 +626,19 @@ async def test_trace_cancel_start_adds_one_cancel_event_and_counts_one_cancellat
         assert tel.open_spans() == []
 
 
-async def test_trace_cancel_finish_ends_the_root_cancelled() -> None:
+async def test_trace_cancel_finish_ends_the_root_cancelled(recorder: EventRecorder) -> None:
     """`trace_cancel_finish` (inside cancel() here): root UNSET `cancelled`, drops, duration{cancelled}."""
     gate = Gate()
-    recorder = Recorder()
     with capture_telemetry() as tel:
         hold = gate.node("hold")
         flow = create(hold.to(), middlewares=[recorder])
         flow.run()
-        busy = message("busy")
+        busy = make_message("busy")
         await flow.emit(busy)
         await gate.arrived.wait()
-        victim = message(0)
+        victim = make_message(0)
         await flow.emit(victim)
-        await flow.emit(message(1, trace_id=victim.trace_id))
+        await flow.emit(make_message(1, trace_id=victim.trace_id))
         assert await flow.cancel(victim.trace_id)  # everything purged: the trace ends inside cancel()
 
         assert recorder.kinds(victim.trace_id) == ["trace_cancel_start", "trace_cancel_finish"]
@@ -814,15 +661,14 @@ async def test_trace_cancel_finish_ends_the_root_cancelled() -> None:
 # join_timeout ------------------------------------------------------------------------------------
 
 
-async def test_join_timeout_fails_the_root_and_drops_the_parked_inputs() -> None:
+async def test_join_timeout_fails_the_root_and_drops_the_parked_inputs(recorder: EventRecorder) -> None:
     """`join_timeout`: no span; root ERROR `join_timeout` (JOIN_TIMEOUT); `dropped{join_timeout}` +2."""
-    recorder = Recorder()
     with capture_telemetry() as tel:
         join = join_k("join", 3, timeout_s=0.02)
         flow = create(join.to(), middlewares=[recorder], emit_errors_to_rookery=True)
-        first = message(0)
+        first = make_message(0)
         await flow.emit(first)  # both queued before run(): they arrive back to back, before any timer
-        await flow.emit(message(1, trace_id=first.trace_id))
+        await flow.emit(make_message(1, trace_id=first.trace_id))
         flow.run()
         error = await flow.fetch()
         await flow.stop()
@@ -853,22 +699,14 @@ async def test_join_timeout_fails_the_root_and_drops_the_parked_inputs() -> None
 # Trace identity and propagation (sections 4.1, 4.2) ----------------------------------------------
 
 
-async def run_one_message(flow: PenguiFlow, msg: Message[Any]) -> None:
-    """Run ``flow``, push ``msg`` through it, fetch its result and stop."""
-    flow.run()
-    await flow.emit(msg)
-    await flow.fetch()
-    await flow.stop()
-
-
 async def test_random_flag_is_set_on_minted_trace_ids_only() -> None:
     """The W3C random flag (0x02) marks roots of runtime-minted ids, not supplied or hashed ones."""
     with capture_telemetry() as tel:
-        minted = message("minted")
-        supplied = message("supplied", trace_id="4bf92f3577b34da6a3ce929d0e0e4736")
-        hashed = message("hashed", trace_id="Order-7")
+        minted = make_message("minted")
+        supplied = make_message("supplied", trace_id="4bf92f3577b34da6a3ce929d0e0e4736")
+        hashed = make_message("hashed", trace_id="Order-7")
         for msg in (minted, supplied, hashed):
-            await run_one_message(create(node("a").to(), name="ids"), msg)
+            await run_once(create(node("a").to(), name="ids"), msg)
 
         spans_by_trace: dict[int, list[ReadableSpan]] = {}
         for span in tel.spans():
@@ -888,7 +726,7 @@ async def test_order_42_maps_to_its_pinned_trace_id() -> None:
     """A non-W3C trace id hashes to the pinned vector; the root keeps it as `penguiflow.trace_id`."""
     with capture_telemetry() as tel:
         a, b = node("a"), node("b")
-        await run_one_message(create(a.to(b), b.to()), message("m", trace_id="order-42"))
+        await run_once(create(a.to(b), b.to()), make_message("m", trace_id="order-42"))
 
         pinned = int("244518d4ab60002f3544d8a2ed90c418", 16)
         assert {trace_of(span) for span in tel.spans()} == {pinned}
@@ -906,7 +744,7 @@ async def test_valid_inbound_traceparent_parents_the_root_on_the_remote_span() -
         msg = Message(payload="m", headers=Headers(tenant="t", traceparent=traceparent))
         assert msg.trace_id == "0af7651916cd43dd8448eb211c80319c"
         a, b = node("a"), node("b")
-        await run_one_message(create(a.to(b), b.to()), msg)
+        await run_once(create(a.to(b), b.to()), msg)
 
         assert {trace_of(span) for span in tel.spans()} == {0x0AF7651916CD43DD8448EB211C80319C}
         root = only(tel.spans("flow "))
@@ -924,7 +762,7 @@ async def test_malformed_traceparent_starts_a_true_root_and_is_counted() -> None
     """A malformed `traceparent`: a new true root, `traceparent.invalid=true`, `propagation_invalid` 1."""
     with capture_telemetry() as tel:
         msg = Message(payload="m", headers=Headers(tenant="t", traceparent="00-not-a-valid-header-01"))
-        await run_one_message(create(node("a").to(), name="bad_tp"), msg)
+        await run_once(create(node("a").to(), name="bad_tp"), msg)
 
         root = only(tel.spans("flow "))
         assert root.parent is None
@@ -939,10 +777,10 @@ async def test_caller_span_of_another_trace_is_linked_not_parent() -> None:
     with capture_telemetry() as tel:
         tracer = tel.tracer_provider.get_tracer("test.caller")
         with tracer.start_as_current_span("http other") as other:
-            await run_one_message(create(node("a").to(), name="linked"), message("m"))
+            await run_once(create(node("a").to(), name="linked"), make_message("m"))
         with tracer.start_as_current_span("http same") as same:
             same_trace = format(same.get_span_context().trace_id, "032x")
-            await run_one_message(create(node("a").to(), name="nested"), message("m", trace_id=same_trace))
+            await run_once(create(node("a").to(), name="nested"), make_message("m", trace_id=same_trace))
 
         linked = only(tel.spans("flow linked"))
         assert linked.parent is None
@@ -997,7 +835,7 @@ async def run_reference(flow: PenguiFlow) -> list[object]:
     """Run three messages through ``flow``; the results in a comparable, ordered form."""
     flow.run()
     for i in range(3):
-        await flow.emit(message(i))
+        await flow.emit(make_message(i))
     results = [await flow.fetch() for _ in range(3)]
     await flow.stop()
     return sorted(

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from otel_support import OtlpSink, RotelAgent, clean_env, rotel_agent, run_child
+from loopback import clean_env
+from otel_support import OtlpSink, RotelAgent, rotel_agent, run_child
 
 ROTEL = rotel_agent()
 

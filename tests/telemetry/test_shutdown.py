@@ -10,7 +10,8 @@ triggers it), which the report gives separately.
 from __future__ import annotations
 
 import pytest
-from otel_support import ChildRun, clean_env, free_port, run_child, silent_collector
+from loopback import clean_env, free_port
+from otel_support import ChildRun, run_child, silent_collector
 
 SPANS = 5000
 

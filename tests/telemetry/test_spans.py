@@ -10,10 +10,12 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 import pytest
+from capture_helpers import Gate, attrs, by_attempt, node, only, parent_of, span_id, trace_of, value
+from flowkit import EventRecorder, make_message, promptly, run_once, wait_forever
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
@@ -21,8 +23,6 @@ from penguiflow_otel import (
     Context,
     FinalAnswer,
     FlowError,
-    FlowEvent,
-    Headers,
     Message,
     Node,
     NodePolicy,
@@ -37,55 +37,6 @@ from penguiflow_otel.testing import ManualClock, TelemetryCapture, capture_telem
 # Helpers -----------------------------------------------------------------------------------------
 
 
-def message(payload: object, *, trace_id: str | None = None, deadline_s: float | None = None) -> Message[Any]:
-    """A message for tenant ``t``; the runtime mints the trace id unless one is given."""
-    if trace_id is None:
-        return Message(payload=payload, headers=Headers(tenant="t"), deadline_s=deadline_s)
-    return Message(payload=payload, headers=Headers(tenant="t"), trace_id=trace_id, deadline_s=deadline_s)
-
-
-def attrs(span: ReadableSpan) -> dict[str, Any]:
-    """A span's attributes as a plain dict."""
-    return dict(span.attributes or {})
-
-
-def only(spans: Sequence[ReadableSpan]) -> ReadableSpan:
-    """The single span of ``spans``."""
-    assert len(spans) == 1, [span.name for span in spans]
-    return spans[0]
-
-
-def span_id(span: ReadableSpan) -> int:
-    """The span's own id."""
-    assert span.context is not None
-    return int(span.context.span_id)
-
-
-def trace_of(span: ReadableSpan) -> int:
-    """The span's OTel trace id."""
-    assert span.context is not None
-    return int(span.context.trace_id)
-
-
-def parent_of(span: ReadableSpan) -> int | None:
-    """The parent span id, or None for a root."""
-    return int(span.parent.span_id) if span.parent is not None else None
-
-
-def by_attempt(spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
-    """Attempt spans ordered by ``penguiflow.node.attempt``."""
-    return sorted(spans, key=lambda span: int(attrs(span)[names.ATTR_NODE_ATTEMPT]))
-
-
-def value(tel: TelemetryCapture, prometheus_name: str, **labels: str) -> float:
-    """The summed value of the samples named ``prometheus_name`` whose labels include ``labels``."""
-    return sum(
-        sample_value
-        for sample_labels, sample_value in tel.series(prometheus_name)
-        if all(sample_labels.get(key) == wanted for key, wanted in labels.items())
-    )
-
-
 def gauges(tel: TelemetryCapture, prometheus_name: str, flow_name: str, label: str) -> dict[str, float]:
     """One gauge family of one flow, keyed by ``label``."""
     return {
@@ -93,65 +44,6 @@ def gauges(tel: TelemetryCapture, prometheus_name: str, flow_name: str, label: s
         for labels, sample_value in tel.series(prometheus_name)
         if labels.get("penguiflow_flow_name") == flow_name
     }
-
-
-async def promptly(condition: Callable[[], bool], rounds: int = 500) -> None:
-    """Wait until ``condition`` holds, failing after ``rounds`` loop steps (wall-clock time never helps)."""
-    for _ in range(rounds):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition did not hold within a few loop steps")
-
-
-class Recorder:
-    """A middleware keeping every FlowEvent, with an asyncio.Event per event type to wait on."""
-
-    def __init__(self) -> None:
-        self.events: list[FlowEvent] = []
-        self._seen: dict[str, asyncio.Event] = {}
-
-    async def __call__(self, event: FlowEvent) -> None:
-        self.events.append(event)
-        self.seen(event.event_type).set()
-
-    def seen(self, event_type: str) -> asyncio.Event:
-        """The asyncio.Event set once an event of this type has been recorded."""
-        return self._seen.setdefault(event_type, asyncio.Event())
-
-
-class Gate:
-    """A node body that signals each arrival and then waits until the gate opens."""
-
-    def __init__(self) -> None:
-        self.arrived = asyncio.Event()
-        self.open = asyncio.Event()
-        self.calls = 0
-
-    def node(self, name: str) -> Node:
-        """A node named ``name`` whose every invocation passes through the gate."""
-
-        async def gated(msg: Any, ctx: Context) -> Any:
-            self.calls += 1
-            self.arrived.set()
-            await self.open.wait()
-            return msg
-
-        return Node(gated, name=name)
-
-
-async def passthrough(msg: Any, ctx: Context) -> Any:
-    """Return the input unchanged."""
-    return msg
-
-
-def node(name: str, func: Callable[[Any, Context], Any] = passthrough, **policy: Any) -> Node:
-    """A node named ``name`` running ``func`` with the given policy fields."""
-
-    async def body(msg: Any, ctx: Context) -> Any:
-        return await func(msg, ctx)
-
-    return Node(body, name=name, policy=NodePolicy(**policy))
 
 
 # Span trees --------------------------------------------------------------------------------------
@@ -162,11 +54,8 @@ async def test_three_node_chain_nests_each_attempt_under_its_producer() -> None:
     with capture_telemetry() as tel:
         a, b, c = node("a"), node("b"), node("c")
         flow = create(a.to(b), b.to(c), c.to())
-        flow.run()
-        msg = message("hello")
-        await flow.emit(msg)
-        result = await flow.fetch()
-        await flow.stop()
+        msg = make_message("hello")
+        result = await run_once(flow, msg)
 
         assert result.payload == "hello"
         assert tel.tree() == [(0, "flow a"), (1, "node a"), (2, "node b"), (3, "node c")]
@@ -201,10 +90,7 @@ async def test_join_of_three_branches_links_every_producer() -> None:
         branches = [node(f"b{i}") for i in range(3)]
         join = join_k("join", 3)
         flow = create(src.to(*branches), *(branch.to(join) for branch in branches), join.to())
-        flow.run()
-        await flow.emit(message("x"))
-        result = await flow.fetch()
-        await flow.stop()
+        result = await run_once(flow, make_message("x"))
 
         assert result.payload == ["x", "x", "x"]
         root = only(tel.spans("flow "))
@@ -240,10 +126,7 @@ async def test_retry_then_success_gives_sibling_attempts_linked_in_order() -> No
         flaky = simulate_error("x", "BOOM", fail_times=2, exception_type=ValueError)
         x = Node(flaky, name="x", policy=NodePolicy(max_retries=2, backoff_base=0.001))
         flow = create(x.to())
-        flow.run()
-        await flow.emit(message("m"))
-        result = await flow.fetch()
-        await flow.stop()
+        result = await run_once(flow, make_message("m"))
 
         assert result.payload == "m"
         root = only(tel.spans("flow "))
@@ -287,19 +170,10 @@ def only_link(span: ReadableSpan) -> Any:
 
 async def test_policy_timeout_fails_the_attempt_with_timeout_and_its_bound() -> None:
     """A `timeout_s` expiry: ERROR, `error.type=timeout`, `node.timeout` set; the root ends ERROR."""
-    never = asyncio.Event()
-
-    async def stuck(msg: Any, ctx: Context) -> Any:
-        await never.wait()
-        return msg
-
     with capture_telemetry() as tel:
-        slow = node("slow", stuck, timeout_s=0.01)
+        slow = node("slow", wait_forever, timeout_s=0.01)
         flow = create(slow.to(), emit_errors_to_rookery=True)
-        flow.run()
-        await flow.emit(message("m"))
-        error = await flow.fetch()
-        await flow.stop()
+        error = await run_once(flow, make_message("m"))
 
         assert isinstance(error, FlowError)
         assert error.code == "NODE_TIMEOUT"
@@ -328,10 +202,7 @@ async def test_user_raised_timeout_error_is_a_timeout_without_a_bound() -> None:
     with capture_telemetry() as tel:
         caller = node("caller", gives_up, timeout_s=5.0)
         flow = create(caller.to(), emit_errors_to_rookery=True)
-        flow.run()
-        await flow.emit(message("m"))
-        error = await flow.fetch()
-        await flow.stop()
+        error = await run_once(flow, make_message("m"))
 
         assert isinstance(error, FlowError)
         assert error.code == "NODE_TIMEOUT"
@@ -345,19 +216,13 @@ async def test_user_raised_timeout_error_is_a_timeout_without_a_bound() -> None:
 
 async def test_deadline_bound_fails_with_deadline_exceeded() -> None:
     """The message deadline expiring mid-run gives `deadline_exceeded` and code `DEADLINE_EXCEEDED`."""
-    never = asyncio.Event()
-
-    async def stuck(msg: Any, ctx: Context) -> Any:
-        await never.wait()
-        return msg
-
     with capture_telemetry() as tel:
-        slow = node("slow", stuck, timeout_s=10.0)
+        slow = node("slow", wait_forever, timeout_s=10.0)
         clock = ManualClock()  # "now" stands still: only the deadline bound (0.02 s of loop time) can fire
         flow = create(slow.to(), emit_errors_to_rookery=True, clock=clock)
         flow.run()
         deadline = clock.time() + 0.02
-        await flow.emit(message("m", deadline_s=deadline))
+        await flow.emit(make_message("m", deadline_s=deadline))
         error = await flow.fetch()
         await flow.stop()
 
@@ -378,18 +243,17 @@ async def test_deadline_bound_fails_with_deadline_exceeded() -> None:
         assert tel.open_spans() == []
 
 
-async def test_cancel_mid_flight_ends_attempt_and_root_cancelled() -> None:
+async def test_cancel_mid_flight_ends_attempt_and_root_cancelled(recorder: EventRecorder) -> None:
     """cancel() with one attempt in flight and two queued: every span ends cancelled, drops add up."""
     gate = Gate()
-    recorder = Recorder()
     with capture_telemetry() as tel:
         hold = gate.node("hold")
         flow = create(hold.to(), middlewares=[recorder])
         flow.run()
-        first = message(0)
+        first = make_message(0)
         await flow.emit(first)
         for i in (1, 2):
-            await flow.emit(message(i, trace_id=first.trace_id))
+            await flow.emit(make_message(i, trace_id=first.trace_id))
         await gate.arrived.wait()
         assert flow.statistics().edge_size["ingress->hold"] == 2
         assert await flow.cancel(first.trace_id)
@@ -428,7 +292,7 @@ async def test_deadline_skip_records_a_zero_work_error_span() -> None:
         flow = create(late.to())
         flow.run()
         deadline = time.time() - 1.0
-        await flow.emit(message("m", deadline_s=deadline))
+        await flow.emit(make_message("m", deadline_s=deadline))
         result = await flow.fetch()
         await flow.stop()
 
@@ -459,8 +323,8 @@ async def test_stop_with_work_in_flight_ends_spans_with_reason_stop() -> None:
         hold = gate.node("hold")
         flow = create(hold.to())
         flow.run()
-        await flow.emit(message("held"))
-        await flow.emit(message("queued"))
+        await flow.emit(make_message("held"))
+        await flow.emit(make_message("queued"))
         await gate.arrived.wait()
         discarded = await flow.stop()
 
@@ -489,7 +353,7 @@ async def test_drain_that_times_out_ends_spans_with_reason_stop() -> None:
         hold = gate.node("hold")
         flow = create(hold.to())
         flow.run()
-        await flow.emit(message("held"))
+        await flow.emit(make_message("held"))
         await gate.arrived.wait()
         with pytest.raises(TimeoutError, match="1 items discarded"):
             await flow.drain(timeout_s=0.01)
@@ -512,7 +376,7 @@ async def test_drain_that_finishes_ends_spans_ok() -> None:
         hold = gate.node("hold")
         flow = create(hold.to())
         flow.run()
-        await flow.emit(message("held"))
+        await flow.emit(make_message("held"))
         await gate.arrived.wait()
         draining = asyncio.create_task(flow.drain())
         gate.open.set()
@@ -538,15 +402,16 @@ def _stream_flow_with_talker() -> tuple[Any, asyncio.Event]:
     return talker, never
 
 
-async def test_stream_left_by_break_leaves_no_open_span(caplog: pytest.LogCaptureFixture) -> None:
+async def test_stream_left_by_break_leaves_no_open_span(
+    caplog: pytest.LogCaptureFixture, recorder: EventRecorder
+) -> None:
     """Leaving `stream_flow` by `break` after two chunks, then cancelling the trace, leaves nothing open."""
     caplog.set_level(logging.DEBUG)
-    recorder = Recorder()
     with capture_telemetry() as tel:
         talker, _ = _stream_flow_with_talker()
         flow = create(talker.to(), middlewares=[recorder])
         flow.run()
-        msg = message("prompt")
+        msg = make_message("prompt")
         texts = []
         async for chunk in stream_flow(flow, msg):
             texts.append(chunk.text)
@@ -566,15 +431,16 @@ async def test_stream_left_by_break_leaves_no_open_span(caplog: pytest.LogCaptur
     assert not [record for record in caplog.records if "Failed to detach context" in record.getMessage()]
 
 
-async def test_stream_closed_from_another_task_leaves_no_open_span(caplog: pytest.LogCaptureFixture) -> None:
+async def test_stream_closed_from_another_task_leaves_no_open_span(
+    caplog: pytest.LogCaptureFixture, recorder: EventRecorder
+) -> None:
     """`aclose()` of the stream from another task, then a trace cancel: no open span, no detach error."""
     caplog.set_level(logging.DEBUG)
-    recorder = Recorder()
     with capture_telemetry() as tel:
         talker, _ = _stream_flow_with_talker()
         flow = create(talker.to(), middlewares=[recorder])
         flow.run()
-        msg = message("prompt")
+        msg = make_message("prompt")
         stream = cast(AsyncGenerator[Any, None], stream_flow(flow, msg))
         texts = [(await anext(stream)).text, (await anext(stream)).text]
         assert texts == ["one", "two"]
@@ -635,11 +501,8 @@ async def test_payload_only_outputs_of_a_traced_message_stay_in_its_trace() -> N
     with capture_telemetry() as tel:
         a, b = Node(unwrap, name="a"), node("b")
         flow = create(a.to(b), b.to())
-        flow.run()
-        msg = message("bare")
-        await flow.emit(msg)
-        result = await flow.fetch()
-        await flow.stop()
+        msg = make_message("bare")
+        result = await run_once(flow, msg)
 
         assert result == "bare"
         root = only(tel.spans("flow "))
@@ -660,13 +523,15 @@ async def test_node_duration_excludes_time_blocked_on_a_full_successor() -> None
         fast, sink = node("fast"), gate.node("sink")
         flow = create(fast.to(sink), sink.to(), queue_maxsize=1)
         flow.run()
-        await flow.emit(message(0))
+        await flow.emit(make_message(0))
         await gate.arrived.wait()  # sink holds the first item
-        await flow.emit(message(1))
-        await promptly(lambda: flow.statistics().edge_size["fast->sink"] == 1)  # the second fills the edge
+        await flow.emit(make_message(1))
+        # the second fills the edge
+        await promptly(lambda: flow.statistics().edge_size["fast->sink"] == 1, rounds=500)
         assert flow.statistics().node_inflight["fast"] == 0
-        await flow.emit(message(2))
-        await promptly(lambda: flow.statistics().node_inflight["fast"] == 1)  # fast waits to put the third
+        await flow.emit(make_message(2))
+        # fast waits to put the third
+        await promptly(lambda: flow.statistics().node_inflight["fast"] == 1, rounds=500)
         await asyncio.sleep(0.05)  # measurable time blocked, not synchronisation
         gate.open.set()
         results = [await flow.fetch() for _ in range(3)]
@@ -700,13 +565,14 @@ async def test_gauges_of_a_blocked_flow_match_statistics_and_vanish_on_stop() ->
         flow = create(feed.to(sink), sink.to(), queue_maxsize=3, name="gauges")
         flow.run()
         for i in range(5):
-            await flow.emit(message(i))
+            await flow.emit(make_message(i))
         # sink holds one item, its input queue is full (3) and feed holds one waiting for room.
         await promptly(
             lambda: (
                 flow.statistics().edge_size["feed->sink"] == 3
                 and flow.statistics().node_inflight["feed"] == 1
-            )
+            ),
+            rounds=500,
         )
         stats = flow.statistics()
         queue_size = gauges(tel, "penguiflow_queue_size", "gauges", "penguiflow_queue_name")
