@@ -41,7 +41,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def _list() -> str:
     lines = [f"{s.name:<16} {s.kind:<7} {s.summary}" for s in SCENARIOS.values()]
-    return "\n".join(["implemented:", *lines, "planned:", *(f"  {p}" for p in PLANNED)])
+    planned = [f"  {p}" for p in PLANNED] or ["  none"]
+    return "\n".join(["implemented:", *lines, "planned:", *planned])
 
 
 def main(argv: list[str] | None = None) -> int:

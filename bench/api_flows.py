@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from .drive import CANCELLED, CHUNKS_PER_TRACE, FlowHandle
+from .otel_setup import span_middleware
 
 __all__ = ["FANOUT", "GRAPHS", "REQUIRED_NAMES", "passthrough"]
 
@@ -65,6 +66,19 @@ def chain3(api: ModuleType) -> FlowHandle:
     return _handle(api, flow)
 
 
+def chain3_span_middleware(api: ModuleType) -> FlowHandle:
+    """``chain3`` with ``otel_setup.span_middleware()`` added before ``run()``: a span per node attempt.
+
+    Upstream's way of getting OTel spans today (it has no tracing of its own); the OTel SDK must be
+    installed and its global provider set first. Starts the flow.
+    """
+    a, b, c = (_node(api, passthrough, name) for name in "abc")
+    flow = api.create(a.to(b), b.to(c))
+    flow.add_middleware(span_middleware())
+    flow.run()
+    return _handle(api, flow)
+
+
 def fanout4_join(api: ModuleType) -> FlowHandle:
     """a -> b0..b3 -> join_k("join", 4) -> egress. ``a`` returns the message, so each branch gets it.
 
@@ -97,6 +111,7 @@ def stream1(api: ModuleType) -> FlowHandle:
 GRAPHS: dict[str, Callable[[ModuleType], FlowHandle]] = {
     "chain3": chain3,
     "chain3_traced": chain3,  # the API graph has trace-scoped operations already
+    "chain3_span_middleware": chain3_span_middleware,
     "fanout4_join": fanout4_join,
     "stream1": stream1,
 }

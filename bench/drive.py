@@ -4,6 +4,7 @@
 - ``drive_cancel``: many concurrent trace-scoped round trips, half of them cancelled mid-flight.
 - ``drive_stream``: one client at a time emits a trace and reads its stream of chunks.
 - ``drive_memory``: ``drive`` in ten back-to-back segments with RSS sampled throughout.
+- ``drive_runs``: one client awaits whole runs in turn (the planner scenario).
 
 Each returns a ``DriveResult`` whose ``sent``/``results``/``invalid`` let the parent check that nothing
 was dropped, duplicated or invented. Standard library only: this module also runs under upstream's
@@ -24,9 +25,11 @@ __all__ = [
     "CHUNKS_PER_TRACE",
     "DriveResult",
     "FlowHandle",
+    "RunHandle",
     "drive",
     "drive_cancel",
     "drive_memory",
+    "drive_runs",
     "drive_stream",
     "rss_mb",
 ]
@@ -73,6 +76,21 @@ class FlowHandle:
     emit_traced: Callable[[object, str], Awaitable[object]] = _unsupported
     fetch_traced: Callable[[str], Awaitable[object]] = _unsupported
     cancel: Callable[[str], Awaitable[bool]] = _unsupported
+
+
+@dataclass(frozen=True, slots=True)
+class RunHandle:
+    """Something driven by whole runs (a planner) rather than through a flow's ingress and egress.
+
+    Attributes:
+        run: ``run(i)`` performs unit ``i`` and returns its result.
+        key: Maps a result back to its ``i`` after checking it (``-1`` when it is wrong).
+        stop: Release what the runs hold.
+    """
+
+    run: Callable[[int], Awaitable[object]]
+    key: Callable[[object], int]
+    stop: Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,3 +385,32 @@ async def drive_memory(
     measured = max(0, results - sizes[0])
     series = {"marks": marks, "timeline": timeline}
     return DriveResult(sent, results, invalid, elapsed, [], timed_out, extras, series, measured)
+
+
+async def drive_runs(handle: RunHandle, count: int, budget_s: float) -> DriveResult:
+    """``count`` runs one after the other: ``result = await handle.run(i)``, then ``handle.key(result)``.
+
+    A run counts once, when its key is its ``i``; anything else is invalid. ``latencies_ns`` is each
+    delivered run's duration (its check excluded); the clock covers the whole loop.
+    """
+    seen = bytearray(count)
+    latencies: list[int] = []
+    invalid = 0
+    run, key = handle.run, handle.key
+    timed_out = False
+    start = perf_counter_ns()
+    try:
+        async with asyncio.timeout(budget_s):
+            for i in range(count):
+                started = perf_counter_ns()
+                result = await run(i)
+                took = perf_counter_ns() - started
+                if key(result) == i and not seen[i]:
+                    seen[i] = 1
+                    latencies.append(took)
+                else:
+                    invalid += 1
+    except TimeoutError:
+        timed_out = True
+    elapsed = perf_counter_ns() - start
+    return DriveResult(count, seen.count(1), invalid, elapsed, latencies, timed_out)

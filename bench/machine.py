@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .impls import ROOT
-from .upstream_env import UPSTREAM_PIN
+from .upstream_env import UPSTREAM_PIN, UpstreamEnvError, upstream_pins
 
 __all__ = ["describe", "load_average"]
 
@@ -44,6 +44,13 @@ def load_average() -> list[float]:
         return []
 
 
+def _upstream_env() -> list[str]:
+    try:
+        return [f"{name}=={version}" for name, version in upstream_pins().items()]
+    except UpstreamEnvError as exc:
+        return [str(exc)]
+
+
 def describe() -> dict[str, Any]:
     """Metadata that a README table built from this run must quote."""
     return {
@@ -56,5 +63,6 @@ def describe() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "python_implementation": platform.python_implementation(),
         "upstream_pin": f"penguiflow=={UPSTREAM_PIN}",
+        "upstream_env": _upstream_env(),
         "load_before": load_average(),
     }

@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from .scenarios import SCENARIOS
-from .worker import _default_warmup, _measure, _setup
+from .worker import _default_warmup, _measure, _setup, finish_telemetry, install_telemetry
 
 __all__ = ["main"]
 
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     scenario = SCENARIOS[args.scenario]
     messages = scenario.messages if args.messages is None else args.messages
     setup = _setup(scenario, args.impl)
+    installed = install_telemetry(scenario)  # a telemetry scenario's providers, as the worker sets them
     warmup = _default_warmup(scenario, messages)
 
     def measure() -> Any:
@@ -61,7 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         stats.sort_stats("tottime").print_stats(args.top)
         stats.sort_stats("cumulative").print_stats(args.top)
     print(f"{args.scenario} on {args.impl}: {run.results} of {run.sent} results, {run.invalid} invalid")
-    return 0 if run.results == run.sent and not run.invalid and not run.timed_out else 1
+    problem = ""
+    if installed is not None:
+        seen = finish_telemetry(installed, args.impl, run, None)
+        problem = seen.get("telemetry_problem", "")
+        print(f"telemetry {installed.mode}: {seen['spans_per_msg']:.2f} spans/msg exported {problem}")
+    return 0 if run.results == run.sent and not run.invalid and not run.timed_out and not problem else 1
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from .runner import Outcome, Plan
+from .scenarios import Scenario
 from .stats import summarise
+from .targets import render_targets
 
 __all__ = ["FLOW_METRICS", "IMPORT_METRICS", "render", "summaries", "write_json"]
 
@@ -47,7 +49,11 @@ def summaries(plan: Plan, outcomes: dict[str, dict[str, Outcome]]) -> Summaries:
             rows[name] = {"status": outcome.status, "error": outcome.error, "stats": stats}
         for row in rows.values():
             for ref in ("upstream", "asyncio"):
-                row[f"vs_{ref}"] = _ratio(row, rows.get(ref), head)
+                against, source = rows.get(ref), ""
+                if (against is None or against["status"] != "ok") and scenario.reference in out:
+                    against, source = out[scenario.reference].get(ref), scenario.reference
+                row[f"vs_{ref}"] = _ratio(row, against, head)
+                row[f"vs_{ref}_against"] = source if row[f"vs_{ref}"] is not None else ""
         out[scenario.name] = rows
     return out
 
@@ -78,8 +84,9 @@ def _spread(stats: dict[str, Any], metric: str, digits: int = 2) -> str:
     return f"{_num(s['low'], digits)}-{_num(s['high'], digits)}" if s else "-"
 
 
-def _ratio_cell(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}x"
+def _ratio_cell(value: float | None, against: str = "") -> str:
+    """``1.23x``; ``1.23x*`` when the reference row is another scenario's (see the footnote)."""
+    return "-" if value is None else f"{value:.2f}x{'*' if against else ''}"
 
 
 def _rows(plan: Plan, sums: Summaries, flow: bool) -> list[tuple[str, ...]]:
@@ -89,6 +96,8 @@ def _rows(plan: Plan, sums: Summaries, flow: bool) -> list[tuple[str, ...]]:
             continue
         for impl, row in sums[scenario.name].items():
             st = row["stats"]
+            if _unsupported(scenario, impl):
+                continue  # listed once in the footnote
             if row["status"] != "ok":
                 rows.append((scenario.name, impl, f"{row['status']}: {row['error']}"))
             elif flow:
@@ -103,8 +112,8 @@ def _rows(plan: Plan, sums: Summaries, flow: bool) -> list[tuple[str, ...]]:
                         _cell(st, "p50_ms"),
                         _cell(st, "p99_ms"),
                         _cell(st, "peak_rss_mb", 1),
-                        _ratio_cell(row["vs_upstream"]),
-                        _ratio_cell(row["vs_asyncio"]),
+                        _ratio_cell(row["vs_upstream"], row["vs_upstream_against"]),
+                        _ratio_cell(row["vs_asyncio"], row["vs_asyncio_against"]),
                         _cell(st, "construct_us"),
                     )
                 )
@@ -123,6 +132,10 @@ def _rows(plan: Plan, sums: Summaries, flow: bool) -> list[tuple[str, ...]]:
     return rows
 
 
+def _unsupported(scenario: Scenario, impl: str) -> bool:
+    return scenario.supported is not None and impl not in scenario.supported
+
+
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     full = [r for r in rows if len(r) == len(header)]
     widths = [max(len(str(r[i])) for r in [header, *full]) for i in range(len(header))]
@@ -137,6 +150,12 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     return "\n".join([line(header), rule, *map(line, rows)])
 
 
+def _extra_cell(stats: dict[str, Any], metric: str) -> str:
+    """One decimal, two below 10 (``spans_per_msg`` at 1 % sampling is about 0.04)."""
+    median = stats[metric]["median"] if metric in stats else None
+    return _num(median, 2 if median is not None and abs(median) < 10 else 1)
+
+
 def _extras_tables(plan: Plan, sums: Summaries) -> list[str]:
     """One small table per scenario with driver-specific metrics (medians)."""
     tables = []
@@ -144,7 +163,7 @@ def _extras_tables(plan: Plan, sums: Summaries) -> list[str]:
         if scenario.kind != "flow" or not scenario.extras:
             continue
         rows = [
-            (scenario.name, impl, *(_cell(row["stats"], name, 1) for name in scenario.extras))
+            (scenario.name, impl, *(_extra_cell(row["stats"], name) for name in scenario.extras))
             for impl, row in sums[scenario.name].items()
             if row["status"] == "ok"
         ]
@@ -153,12 +172,32 @@ def _extras_tables(plan: Plan, sums: Summaries) -> list[str]:
     return tables
 
 
-def _footnote(plan: Plan) -> str:
+def _footnote(plan: Plan, sums: Summaries) -> str:
     lines = [
         "medians over repetitions; spread is min-max of the rate; vs = rate ratio (higher is faster); "
         "make us = building one item alone; p50/p99 measure:"
     ]
     lines += [f"  {s.name}: {s.latency}" for s in plan.scenarios if s.kind == "flow"]
+    borrowed = sorted(
+        {
+            f"{scenario}: {row[key]}"
+            for scenario, rows in sums.items()
+            for row in rows.values()
+            for key in ("vs_upstream_against", "vs_asyncio_against")
+            if row.get(key)
+        }
+    )
+    if borrowed:
+        lines.append(
+            "x* = against the named scenario's row (this scenario has no such row of its own): "
+            + ", ".join(borrowed)
+        )
+    only: dict[tuple[tuple[str, ...], str], list[str]] = {}
+    for s in plan.scenarios:
+        if s.supported is not None and any(_unsupported(s, impl.name) for impl in plan.impls):
+            only.setdefault((s.supported, s.skip_reason), []).append(s.name)
+    for (supported, reason), names in only.items():
+        lines.append(f"only on {', '.join(supported)}: {', '.join(names)} ({reason})")
     capped = [f"{s.name} ({s.max_reps})" for s in plan.scenarios if s.max_reps is not None]
     if capped and plan.reps > 1:
         lines.append(f"run in fewer repetitions: {', '.join(capped)}")
@@ -171,11 +210,12 @@ def render(plan: Plan, sums: Summaries) -> str:
     flow_rows, import_rows = _rows(plan, sums, flow=True), _rows(plan, sums, flow=False)
     if flow_rows:
         parts.append(_table(FLOW_HEADER, flow_rows))
-        parts.append(_footnote(plan))
+        parts.append(_footnote(plan, sums))
         parts.extend(_extras_tables(plan, sums))
     if import_rows:
         parts.append(_table(IMPORT_HEADER, import_rows))
         parts.append("vs upstream = import-time ratio (lower is faster); asyncio row = `import asyncio`")
+    parts.append(render_targets(plan, sums))
     return "\n\n".join(parts)
 
 

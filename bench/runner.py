@@ -46,7 +46,10 @@ class Plan:
         return scenario.max_reps is None or rep < scenario.max_reps
 
     def skips(self, scenario: Scenario, impl: Impl) -> bool:
-        """Whether ``scenario`` leaves ``impl`` out: by default only; a smoke run or ``--impl`` runs it."""
+        """Whether ``scenario`` leaves ``impl`` out: always when unsupported; else by default only (a
+        smoke run or ``--impl`` runs it)."""
+        if scenario.supported is not None and impl.name not in scenario.supported:
+            return True
         if self.smoke or self.impls_chosen or scenario.impls is None:
             return False
         return impl.name not in scenario.impls
@@ -143,7 +146,7 @@ def run(plan: Plan) -> dict[str, dict[str, Outcome]]:
                     result = run_sample(interp, impl, scenario, messages)
                     _record(outcome, result)
                     said = _describe(scenario, result)
-                    _log(f"rep {rep + 1}/{plan.reps} {scenario.name:<16} {impl.name:<9} {said}")
+                    _log(f"rep {rep + 1}/{plan.reps} {scenario.name:<24} {impl.name:<9} {said}")
                     if result.status != "ok":
                         break
     return outcomes

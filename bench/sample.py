@@ -57,6 +57,8 @@ def _check_flow(impl: Impl, record: dict[str, Any]) -> str:
         return f"dropped: fetched {record['results']} distinct results of {record['sent']} sent"
     if record["invalid"]:
         return f"{record['invalid']} unexpected or duplicate results"
+    if record.get("telemetry_problem"):
+        return str(record["telemetry_problem"])
     foreign = set(record["modules_loaded"]) - ALLOWED_MODULES[impl.name]
     if foreign:
         return f"loaded {', '.join(sorted(foreign))}, which this implementation must not use"

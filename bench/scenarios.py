@@ -13,7 +13,9 @@ from typing import Literal
 __all__ = ["PLANNED", "SCENARIOS", "Scenario"]
 
 ScenarioKind = Literal["flow", "import"]
-Driver = Literal["pipe", "cancel", "stream", "memory"]
+Driver = Literal["pipe", "cancel", "stream", "memory", "planner"]
+# What the worker installs as the OTel global providers before the flow starts (``bench/otel_setup.py``).
+Telemetry = Literal["off", "full", "sampled_1pct", "collector_down", "spans_only"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +32,8 @@ class Scenario:
             item instead of the bare int ``i``.
         driver: For ``flow``: the driving pattern in ``bench.drive`` (``pipe``: producer and consumer;
             ``cancel``: concurrent round trips, half cancelled; ``stream``: one stream at a time;
-            ``memory``: ``pipe`` in segments with RSS sampled).
+            ``memory``: ``pipe`` in segments with RSS sampled; ``planner``: planner runs in turn, built by
+            ``bench.planner_runs`` instead of a graph).
         unit: What the rate counts (``msg``, ``trace``, ``chunk``).
         latency: What p50/p99 measure, for the report's footnote.
         messages: Items emitted per measurement in a full run (traces for ``cancel`` and ``stream``).
@@ -43,6 +46,15 @@ class Scenario:
         extras: Driver-specific metrics shown in a table of their own.
         impls: The implementations measured when ``--impl`` is not given (``None``: all); naming others
             with ``--impl`` measures them too. ``skip_reason`` says why the rest are left out.
+        supported: The implementations the scenario can run on at all (``None``: all); the others are
+            always skipped, in smoke runs and with ``--impl`` too, and ``skip_reason`` says why.
+        telemetry: The OTel providers installed before the flow starts: ``off`` (none, the API no-op),
+            ``full`` (100 % sampling, batch processor with a discarding exporter, Prometheus reader),
+            ``sampled_1pct`` (the same at parent-based 1 %), ``collector_down`` (100 %, batch processor
+            with an OTLP/HTTP exporter pointed at a closed loopback port, Prometheus reader),
+            ``spans_only`` (``full`` without the meter provider).
+        reference: For ratios: the scenario whose ``upstream``/``asyncio`` rows stand in for this one's
+            where it has none of its own (a telemetry mode compared with the untraced chain).
     """
 
     name: str
@@ -63,7 +75,21 @@ class Scenario:
     extras: tuple[str, ...] = ()
     impls: tuple[str, ...] | None = None
     skip_reason: str = ""
+    supported: tuple[str, ...] | None = None
+    telemetry: Telemetry = "off"
+    reference: str = ""
 
+
+# The traced chains move 1,500-3,000 msg/s here (the untraced one over 10,000), so they send fewer
+# messages than chain_envelope to keep the full run within 15 minutes. All four send the same number, so
+# that the ratios between them cover the same stretch of the batch processor's behaviour (its export
+# thread is starved of the GIL by the busy loop for long stretches, and spans are dropped meanwhile).
+TELEMETRY_MESSAGES, TELEMETRY_QUICK = 10_000, 3_000
+
+_OUR_TELEMETRY = (
+    "our telemetry modes; the untraced baseline is chain_envelope, upstream's traced form "
+    "upstream_span_middleware"
+)
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -80,6 +106,62 @@ SCENARIOS: dict[str, Scenario] = {
             kind="flow",
             graph="chain3",
             envelope=True,
+        ),
+        Scenario(
+            name="telemetry_full",
+            summary="chain_envelope, our telemetry, 100 %: batch processor, discarding exporter, Prometheus",
+            kind="flow",
+            graph="chain3",
+            envelope=True,
+            telemetry="full",
+            extras=("spans_per_msg",),
+            supported=("otel",),
+            skip_reason=_OUR_TELEMETRY,
+            messages=TELEMETRY_MESSAGES,
+            quick_messages=TELEMETRY_QUICK,
+            reference="chain_envelope",
+        ),
+        Scenario(
+            name="telemetry_1pct",
+            summary="telemetry_full at ParentBased(TraceIdRatioBased(0.01))",
+            kind="flow",
+            graph="chain3",
+            envelope=True,
+            telemetry="sampled_1pct",
+            extras=("spans_per_msg",),
+            supported=("otel",),
+            skip_reason=_OUR_TELEMETRY,
+            messages=TELEMETRY_MESSAGES,
+            quick_messages=TELEMETRY_QUICK,
+            reference="chain_envelope",
+        ),
+        Scenario(
+            name="telemetry_collector_down",
+            summary="telemetry_full with an OTLP/HTTP exporter pointed at a closed loopback port",
+            kind="flow",
+            graph="chain3",
+            envelope=True,
+            telemetry="collector_down",
+            extras=("spans_per_msg",),
+            supported=("otel",),
+            skip_reason=_OUR_TELEMETRY,
+            messages=TELEMETRY_MESSAGES,
+            quick_messages=TELEMETRY_QUICK,
+            reference="chain_envelope",
+        ),
+        Scenario(
+            name="upstream_span_middleware",
+            summary="upstream chain_envelope with a middleware turning FlowEvents into spans, 100 %",
+            kind="flow",
+            graph="chain3_span_middleware",
+            envelope=True,
+            telemetry="spans_only",
+            extras=("spans_per_msg",),
+            supported=("upstream",),
+            skip_reason="upstream's instrumentation as its users write it; ours is telemetry_full",
+            messages=TELEMETRY_MESSAGES,
+            quick_messages=TELEMETRY_QUICK,
+            reference="chain_envelope",
         ),
         Scenario(
             name="fanout4_join",
@@ -122,6 +204,19 @@ SCENARIOS: dict[str, Scenario] = {
             extras=("stream_p50_ms",),
         ),
         Scenario(
+            name="planner",
+            summary="ReactPlanner runs in turn, scripted LLM: 10 tool calls each, 3 in one parallel step",
+            kind="flow",
+            driver="planner",
+            unit="run",
+            latency="one planner.run() (9 LLM decisions, 10 tool calls)",
+            messages=500,
+            quick_messages=100,
+            smoke_messages=5,
+            supported=("otel", "upstream"),
+            skip_reason="the floor has no planner",
+        ),
+        Scenario(
             name="memory",
             summary="1,000,000 messages through a->b->c under backpressure, RSS sampled",
             kind="flow",
@@ -151,8 +246,4 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 # Scenarios the suite is meant to grow; not implemented yet. `--list` prints them.
-PLANNED: tuple[str, ...] = (
-    "telemetry modes: chain_envelope with tracing off, 100 % with a batch processor, 1 %, collector down",
-    "upstream with a span middleware: its FlowEvents turned into OTel spans, same batch processor",
-    "planner: a ScriptedLLM run with 10 tool calls, 3 of them parallel",
-)
+PLANNED: tuple[str, ...] = ()

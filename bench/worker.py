@@ -19,8 +19,18 @@ from time import perf_counter_ns
 from types import ModuleType
 from typing import Any
 
-from . import api_flows, floor_flows
-from .drive import DriveResult, FlowHandle, drive, drive_cancel, drive_memory, drive_stream, rss_mb
+from . import api_flows, floor_flows, otel_setup, planner_runs
+from .drive import (
+    DriveResult,
+    FlowHandle,
+    RunHandle,
+    drive,
+    drive_cancel,
+    drive_memory,
+    drive_runs,
+    drive_stream,
+    rss_mb,
+)
 from .scenarios import SCENARIOS, Scenario
 
 __all__ = ["main"]
@@ -35,12 +45,13 @@ class Unavailable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Setup:
-    """How one implementation builds the scenario's graph and items."""
+    """How one implementation builds the scenario's graph (or its runs, ``runs``) and items."""
 
-    build: Callable[[], FlowHandle]
+    build: Callable[[], FlowHandle] | None
     make: Callable[[int], object]
     key: Callable[[object], int]
     silent_cancel: bool = False
+    runs: Callable[[], RunHandle] | None = None
 
 
 def _import(module: str, names: tuple[str, ...]) -> ModuleType:
@@ -97,7 +108,20 @@ def _items(
     return make, key
 
 
+def _planner_setup(impl: str) -> Setup:
+    """The planner scenario: no graph; ``make`` is building one run's scripted replies (``make us``)."""
+    if impl not in API_MODULES:
+        raise ValueError(f"the planner scenario runs on {', '.join(API_MODULES)}, not {impl!r}")
+    module = API_MODULES[impl]
+    _import(f"{module}.planner", ("ReactPlanner",))
+    if impl == "otel":
+        _import(f"{module}.testing", ("ScriptedLLM",))
+    return Setup(None, planner_runs.replies, _int_key, runs=lambda: planner_runs.build(module))
+
+
 def _setup(scenario: Scenario, impl: str) -> Setup:
+    if scenario.driver == "planner":
+        return _planner_setup(impl)
     envelope = _envelope_module(impl) if scenario.envelope else None
     make, key = _items(scenario, envelope)
     if impl in API_MODULES:
@@ -156,12 +180,55 @@ async def _measure(
     scenario: Scenario, setup: Setup, messages: int, warmup: int, budget_s: float
 ) -> tuple[DriveResult, DriveResult | None]:
     """The measured drive, and the warm-up's when there was one (its counts are checked too)."""
+    if setup.runs is not None:
+        runs = setup.runs()
+        try:
+            warm = await drive_runs(runs, warmup, budget_s) if warmup else None
+            return await drive_runs(runs, messages, budget_s), warm
+        finally:
+            await runs.stop()
+    assert setup.build is not None
     flow = setup.build()
     try:
         warm = await _run_driver(scenario, setup, flow, warmup, budget_s) if warmup else None
         return await _run_driver(scenario, setup, flow, messages, budget_s), warm
     finally:
         await flow.stop()
+
+
+def install_telemetry(scenario: Scenario) -> otel_setup.Installed | None:
+    """Set the scenario's OTel providers as the globals (before the flow is built); ``None`` when off.
+
+    Raises:
+        Unavailable: the OTel SDK or an exporter the mode needs cannot be imported.
+    """
+    if scenario.telemetry == "off":
+        return None
+    try:
+        return otel_setup.install(scenario.telemetry)
+    except ImportError as exc:
+        raise Unavailable(f"telemetry {scenario.telemetry}: {type(exc).__name__}: {exc}") from exc
+
+
+def finish_telemetry(
+    installed: otel_setup.Installed, impl: str, run: DriveResult, warm: DriveResult | None
+) -> dict[str, Any]:
+    """Shut the providers down and report what they saw; ``telemetry_problem`` when they saw nothing.
+
+    Spans must have reached the exporter in every mode but 1 % (a smoke run may sample no trace at all),
+    and under our runtime the Prometheus registry must hold the runtime's own series: otherwise the
+    providers were not picked up and the numbers would be those of an untraced flow.
+    """
+    units = run.sent + (warm.sent if warm is not None else 0)
+    out: dict[str, Any] = dict(installed.finish(units))
+    problems = []
+    if installed.mode != "sampled_1pct" and not out["spans_exported"]:
+        problems.append("no span reached the exporter")
+    if impl == "otel" and installed.registry is not None and not out.get("metric_samples"):
+        problems.append("no penguiflow series in the Prometheus registry")
+    if problems:
+        out["telemetry_problem"] = f"telemetry {installed.mode}: {'; '.join(problems)}"
+    return out
 
 
 def _runtime_version(impl: str) -> str | None:
@@ -236,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"scenario {scenario.name!r} is not run by the worker (kind {scenario.kind!r})")
     try:
         setup = _setup(scenario, args.impl)
+        installed = install_telemetry(scenario)
     except Unavailable as exc:
         print(json.dumps({"impl": args.impl, "scenario": args.scenario, "unavailable": str(exc)}))
         return EXIT_UNAVAILABLE
@@ -244,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     budget = scenario.budget_s if args.budget is None else args.budget
     run, warm = asyncio.run(_measure(scenario, setup, args.messages, warmup, budget))
     record = _report(args, run, warm, rss_import)
+    if installed is not None:
+        record.update(finish_telemetry(installed, args.impl, run, warm))
     record["construct_us"] = _construct_us(setup.make, min(args.messages, 100_000))
     print(json.dumps(record))
     return 0
