@@ -77,6 +77,9 @@ async def run_worker(flow: PenguiFlow, rt: NodeRuntime, ws: WorkerState) -> None
                 _interrupted_by_stop(flow, ws)
                 raise
             await _trace_cancelled(flow, rt, ws)
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit, ...: end the open span, then die
+            _interrupted_by_base_exception(flow, ws, exc)
+            raise
         rt.inflight -= 1
         if record is not None:
             record.inflight -= 1
@@ -106,6 +109,16 @@ def _interrupted_by_stop(flow: PenguiFlow, ws: WorkerState) -> None:
         flow._safe_hook(attempt_ended, flow, ws.handle, "stopped", None, None, None)
     elif ws.phase == ROUTE:
         flow._safe_hook(flow._hooks.routed, ws.handle, "stopped", 0.0)
+
+
+def _interrupted_by_base_exception(flow: PenguiFlow, ws: WorkerState, exc: BaseException) -> None:
+    """A non-``Exception`` ``BaseException`` escaped the attempt: its span ends ``cancelled``."""
+    if not flow._hooks_on:
+        return
+    if ws.phase == ATTEMPT:
+        flow._safe_hook(attempt_ended, flow, ws.handle, "cancelled", exc, None, None)
+    elif ws.phase == ROUTE:
+        flow._safe_hook(flow._hooks.routed, ws.handle, "cancelled", 0.0)
 
 
 async def _trace_cancelled(flow: PenguiFlow, rt: NodeRuntime, ws: WorkerState) -> None:

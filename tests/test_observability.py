@@ -25,7 +25,7 @@ _LOGGERS = (
 async def test_cancel_events_carry_the_depths_of_the_open_sea_and_rookery_contexts(
     recorder: EventRecorder,
 ) -> None:
-    """trace_cancel_start reads OpenSea's edges; trace_cancel_finish reads the Rookery's (unfetched results)."""
+    """trace_cancel_start reads OpenSea's edges; trace_cancel_finish reads the Rookery's (unfetched)."""
     held, other = Node(wait_forever, name="held"), Node(passthrough, name="other")
     flow = create(held.to(), other.to(), middlewares=[recorder])
     flow.run()
@@ -57,16 +57,19 @@ async def test_cancel_events_carry_the_depths_of_the_open_sea_and_rookery_contex
 
 
 def test_importing_the_package_installs_no_log_handlers() -> None:
-    """After importing the runtime, telemetry and planner, no package logger has a handler (a fresh interpreter)."""
+    """After importing the runtime, telemetry and planner, no package logger has a handler."""
     code = (
         "import json, logging\n"
-        "import penguiflow_otel, penguiflow_otel.telemetry, penguiflow_otel.planner, penguiflow_otel.testing\n"
+        "import penguiflow_otel, penguiflow_otel.telemetry, penguiflow_otel.planner\n"
+        "import penguiflow_otel.testing\n"
         f"names = {list(_LOGGERS)!r}\n"
         "report = {name: len(logging.getLogger(name).handlers) for name in names}\n"
         "report['root'] = len(logging.getLogger().handlers)\n"
         "print(json.dumps(report))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
     report = json.loads(done.stdout.strip().splitlines()[-1])
 
     assert report == dict.fromkeys((*_LOGGERS, "root"), 0)

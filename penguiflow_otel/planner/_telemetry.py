@@ -143,10 +143,21 @@ class AgentInfo:
         return attributes
 
 
+_CAPPED_ATTRIBUTES = (
+    (n.ATTR_ERROR_TYPE, n.ERROR_TYPE_CAP),
+    (n.ATTR_GEN_AI_REQUEST_MODEL, n.REQUEST_MODEL_CAP),
+    (n.ATTR_GEN_AI_TOOL_NAME, n.TOOL_NAME_CAP),
+)
+"""Metric attributes capped per instrument (telemetry.md section 9.4); past a cap: ``_OTHER``."""
+
+
 class PlannerInstruments:
     """The planner's metric instruments on one meter provider (created once, reused by every run)."""
 
-    def __init__(self, meter: Meter) -> None:
+    def __init__(self, meter: Meter, meter_provider: MeterProvider | None = None) -> None:
+        self._provider = weakref.ref(meter_provider) if meter_provider is not None else None
+        self._seen: dict[tuple[str, str], set[str]] = {}
+        self._seen_lock = threading.Lock()
         self.client_duration = _histogram(meter, n.METRIC_GEN_AI_CLIENT_OPERATION_DURATION)
         self.token_usage = _histogram(meter, n.METRIC_GEN_AI_CLIENT_TOKEN_USAGE)
         self.time_to_first_chunk = _histogram(meter, n.METRIC_GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK)
@@ -160,6 +171,34 @@ class PlannerInstruments:
         self.repairs = _counter(meter, n.METRIC_PLANNER_REPAIRS)
         self.pauses = _counter(meter, n.METRIC_PLANNER_PAUSES)
         self.budget_exhaustions = _counter(meter, n.METRIC_PLANNER_BUDGET_EXHAUSTIONS)
+
+    def bounded(self, instrument_name: str, attributes: Mapping[str, Any]) -> dict[str, Any]:
+        """``attributes`` with each capped value past its cap replaced by ``_OTHER`` (counted)."""
+        bounded = dict(attributes)
+        for key, cap in _CAPPED_ATTRIBUTES:
+            value = bounded.get(key)
+            if value is None:
+                continue
+            with self._seen_lock:
+                seen = self._seen.setdefault((instrument_name, key), set())
+                if value in seen:
+                    continue
+                if len(seen) < cap:
+                    seen.add(value)
+                    continue
+            bounded[key] = n.OTHER
+            self._count_overflow()
+        return bounded
+
+    def _count_overflow(self) -> None:
+        provider = self._provider() if self._provider is not None else None
+        if provider is None:
+            return
+        from ..telemetry._instruments import instruments_for as runtime_instruments_for
+
+        runtime_instruments_for(provider).telemetry_errors.add(
+            1, {n.ATTR_ERROR_TYPE: n.ERROR_TYPE_CARDINALITY_OVERFLOW}
+        )
 
 
 def _histogram(meter: Meter, spec: n.MetricSpec) -> Histogram:
@@ -185,7 +224,7 @@ def instruments_for(meter_provider: MeterProvider) -> PlannerInstruments:
         found = _INSTRUMENTS.get(meter_provider)
         if found is None:
             meter = meter_provider.get_meter(n.PLANNER_SCOPE_NAME, __version__, schema_url=n.SCHEMA_URL)
-            found = _INSTRUMENTS[meter_provider] = PlannerInstruments(meter)
+            found = _INSTRUMENTS[meter_provider] = PlannerInstruments(meter, meter_provider)
         return found
 
 
@@ -211,10 +250,11 @@ class RunTelemetry:
             return
         try:
             instrument = getattr(self.instruments, instrument_name)
+            bounded = self.instruments.bounded(instrument_name, attributes)
             if isinstance(instrument, Histogram):
-                instrument.record(value, dict(attributes))
+                instrument.record(value, bounded)
             else:
-                instrument.add(value, dict(attributes))
+                instrument.add(value, bounded)
         except Exception as exc:
             self._log_failure(exc)
 
