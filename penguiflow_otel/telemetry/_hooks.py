@@ -12,25 +12,22 @@ opaque to the runtime:
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
-import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from pydantic import ValidationError
 
 from .._message import Message, trace_id_was_minted
 from . import names as n
 from ._handles import Attempt, Stamp, TraceHandle, description, error_type_of
-from ._ids import TRACE_ID_SEED
+from ._ids import TRACE_ID_SEED, seeding_supported
 from ._instruments import RuntimeInstruments, instruments_for
 from ._options import current_options
+from ._span_content import captured, exception_signal, record_exception
 from ._w3c import otel_trace_id, parse_traceparent
 
 if TYPE_CHECKING:
@@ -46,7 +43,6 @@ _perf = time.perf_counter
 _ATTEMPT_KEY = otel_context.create_key("penguiflow_otel.attempt")
 _CAPTURE_LIMIT = 16_384
 _INTERNAL = SpanKind.INTERNAL
-_SEEDING_WARNED = False
 
 
 class OTelHooks:
@@ -77,8 +73,8 @@ class OTelHooks:
         self._drop_attrs: dict[tuple[str, str], dict[str, Any]] = {}
         self._trace_attrs: dict[tuple[str, str | None, str | None], dict[str, Any]] = {}
         self._tenant_on_metrics = self.options.tenant == "spans+metrics"
-        self._seeding = _seeding_supported(self.tracer)
-        self._exception_on_span, self._exception_as_log = _exception_signal()
+        self._seeding = seeding_supported(self.tracer)
+        self._exception_on_span, self._exception_as_log = exception_signal()
 
     # Pre-bound attribute sets ----------------------------------------------------------------
 
@@ -311,39 +307,19 @@ class OTelHooks:
             self._captured_item(span, item)
         return Attempt(span, True, stamp_, node_name)
 
-    def _record_exception(self, span: Span, exc: BaseException) -> None:
-        """The exception as a span event, a log record on ``penguiflow_otel.telemetry``, or both."""
-        if self._exception_on_span:
-            if isinstance(exc, ValidationError):
-                message, stacktrace = _exception_texts(exc)
-                attributes = {"exception.message": message, "exception.stacktrace": stacktrace}
-                span.record_exception(exc, attributes=attributes)
-            else:
-                span.record_exception(exc)
-        if self._exception_as_log:
-            message, stacktrace = _exception_texts(exc)
-            ctx = span.get_span_context()
-            _logger.error(
-                "exception",
-                extra={
-                    "exception.type": type(exc).__qualname__,
-                    "exception.message": message,
-                    "exception.stacktrace": stacktrace,
-                    "trace_id": format(ctx.trace_id, "032x"),
-                    "span_id": format(ctx.span_id, "016x"),
-                },
-            )
+    def _record(self, span: Span, exc: BaseException) -> None:
+        record_exception(span, exc, on_span=self._exception_on_span, as_log=self._exception_as_log)
 
     def _captured_item(self, span: Span, item: object) -> None:
         """``message.payload`` / ``message.meta``: what the flow's redactor returns (runtime F15)."""
         payload = item.payload if isinstance(item, Message) else item
         keep, value = self.flow._redact("payload", payload)
         if keep:
-            span.set_attribute(n.ATTR_MESSAGE_PAYLOAD, _captured(value))
+            span.set_attribute(n.ATTR_MESSAGE_PAYLOAD, captured(value))
         if isinstance(item, Message):
             keep, value = self.flow._redact("meta", item.meta)
             if keep:
-                span.set_attribute(n.ATTR_MESSAGE_META, _captured(value))
+                span.set_attribute(n.ATTR_MESSAGE_META, captured(value))
 
     def enter_attempt(self, attempt: object) -> object:
         if not isinstance(attempt, Attempt):
@@ -405,7 +381,9 @@ class OTelHooks:
                 if failure_code is not None:
                     span.set_attribute(n.ATTR_ERROR_CODE, failure_code)
                 if exc is not None:
-                    self._record_exception(span, exc)
+                    record_exception(
+                        span, on_span=self._exception_on_span, as_log=self._exception_as_log, exc=exc
+                    )
                 self._stream_attrs(attempt)
             span.set_status(Status(StatusCode.ERROR, description(exc)))
             self._end(span)
@@ -481,7 +459,9 @@ class OTelHooks:
                     if phase is not None:
                         span.set_attribute(n.ATTR_ERROR_PHASE, phase)
                     if exc is not None:
-                        self._record_exception(span, exc)
+                        record_exception(
+                            span, on_span=self._exception_on_span, as_log=self._exception_as_log, exc=exc
+                        )
                 span.set_status(Status(StatusCode.ERROR, description(exc)))
                 self._end(span)
             if self.metrics is not None:
@@ -603,40 +583,6 @@ class OTelHooks:
             self.metrics.instrumentation_error()
 
 
-def _exception_texts(exc: BaseException) -> tuple[str, str]:
-    """``exception.message`` and ``exception.stacktrace``; a ``ValidationError`` without input values."""
-    if not isinstance(exc, ValidationError):
-        return str(exc), "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    from .._dispatch import exception_text
-
-    text = exception_text(exc)
-    frames = "".join(traceback.format_tb(exc.__traceback__))
-    return text, f"Traceback (most recent call last):\n{frames}{type(exc).__qualname__}: {text}\n"
-
-
-def _exception_signal() -> tuple[bool, bool]:
-    """Whether exceptions go on the span and/or to a log record (``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN``)."""
-    raw = os.environ.get("OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN", "")
-    values = {part.strip().lower() for part in raw.split(",")}
-    if "logs/dup" in values:
-        return True, True
-    if "logs" in values:
-        return False, True
-    return True, False
-
-
-def _captured(value: object) -> str:
-    """A redactor's value as JSON (else ``repr``), truncated to the capture limit."""
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-    except Exception:  # not JSON-serialisable (or circular): its repr
-        try:
-            text = repr(value)
-        except Exception:
-            text = f"<unrepresentable {type(value).__name__}>"
-    return text[:_CAPTURE_LIMIT]
-
-
 def _without_outcome(attrs: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in attrs.items() if key != n.ATTR_OUTCOME}
 
@@ -650,30 +596,3 @@ def _trace_state(header: str | None) -> Any:
         return TraceState.from_header([header])
     except Exception:  # an invalid tracestate is dropped, not a reason to reject the traceparent
         return TraceState()
-
-
-def _seeding_supported(tracer: Tracer | None) -> bool:
-    """Whether the tracer's id generator honours the seed (telemetry.md section 4.2)."""
-    if tracer is None:
-        return False
-    generator = getattr(tracer, "id_generator", None)
-    if generator is None:
-        return False
-    if type(generator).__name__ == "SeededIdGenerator":
-        return True
-    try:
-        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-    except ImportError:  # pragma: no cover - the SDK ships with the distribution
-        return False
-    if type(generator) is RandomIdGenerator:
-        from ._ids import seeded_id_generator
-
-        tracer.id_generator = seeded_id_generator(generator)  # type: ignore[attr-defined]
-        return True
-    global _SEEDING_WARNED
-    if not _SEEDING_WARNED:  # once per process (telemetry.md section 4.2)
-        _SEEDING_WARNED = True
-        _logger.warning(
-            "trace ids cannot be imposed on this tracer's id generator; roots carry penguiflow.trace_id"
-        )
-    return False

@@ -8,13 +8,15 @@ This module imports only the standard library at import time.
 
 from __future__ import annotations
 
+import logging
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.id_generator import IdGenerator
+    from opentelemetry.trace import Tracer
 
-__all__ = ["TRACE_ID_SEED", "seeded_id_generator"]
+__all__ = ["TRACE_ID_SEED", "seeded_id_generator", "seeding_supported"]
 
 TRACE_ID_SEED: ContextVar[tuple[int, bool] | None] = ContextVar("penguiflow_otel_trace_id_seed", default=None)
 """``(trace id, is random)`` for the root span being started, else ``None``."""
@@ -52,3 +54,32 @@ def _define() -> Any:
             return seed[1] if seed is not None else self.inner.is_trace_id_random()
 
     return SeededIdGenerator
+
+
+_SEEDING_WARNED = False
+_logger = logging.getLogger("penguiflow_otel.telemetry")
+
+
+def seeding_supported(tracer: Tracer | None) -> bool:
+    """Whether the tracer's id generator honours the seed (telemetry.md section 4.2)."""
+    if tracer is None:
+        return False
+    generator = getattr(tracer, "id_generator", None)
+    if generator is None:
+        return False
+    if type(generator).__name__ == "SeededIdGenerator":
+        return True
+    try:
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+    except ImportError:  # pragma: no cover - the SDK ships with the distribution
+        return False
+    if type(generator) is RandomIdGenerator:
+        tracer.id_generator = seeded_id_generator(generator)  # type: ignore[attr-defined]
+        return True
+    global _SEEDING_WARNED
+    if not _SEEDING_WARNED:  # once per process (telemetry.md section 4.2)
+        _SEEDING_WARNED = True
+        _logger.warning(
+            "trace ids cannot be imposed on this tracer's id generator; roots carry penguiflow.trace_id"
+        )
+    return False
