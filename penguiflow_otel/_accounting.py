@@ -268,13 +268,15 @@ class Accounting:
             worker.woke_fetch = True
         return True
 
-    def _admit_result(self, item: object, held: TraceRecord | None) -> TraceRecord | None:
+    def _admit_result(
+        self, item: object, held: TraceRecord | None, producer: object = None
+    ) -> TraceRecord | None:
         """Admit a result: one without a trace id is filed under the trace its worker holds."""
         if held is not None and getattr(item, "trace_id", None) is None:
             held.pending += 1
             self._work += 1
             return held
-        return self._admit(item, held, None)
+        return self._admit(item, held, producer)
 
     async def _send(
         self,
@@ -358,12 +360,7 @@ class Accounting:
         worker: WorkerState | None,
     ) -> float:
         """Deliver a result to the Rookery, waiting while its buffer is full."""
-        if held is not None and getattr(item, "trace_id", None) is None:
-            record: TraceRecord | None = held
-            held.pending += 1
-            self._work += 1
-        else:
-            record = self._admit(item, held, producer)
+        record = self._admit_result(item, held, producer)
         stamp = None
         if self._hooks_on:
             handle = record.handle if record is not None else None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ._errors import TenantMismatch
 from ._graph import OPEN_SEA
-from ._patterns import clear_join_buckets, purge_join_buckets
+from ._patterns import clear_join_buckets, join_timer_tasks, purge_join_buckets
 from ._worker_state import CANCELLING, DONE, IDLE
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ async def stop_flow(flow: PenguiFlow) -> int:
     discarded = _discard_held(flow)
     for node in flow._graph.nodes:
         await flow._event("node_cancelled", node, None, logging.DEBUG)
-    await _await_cancelled([*flow._external_tasks, *_join_timer_tasks(flow)])
+    await _await_cancelled([*flow._external_tasks, *join_timer_tasks(flow)])
     if flow._bus_tasks:
         await asyncio.gather(*list(flow._bus_tasks), return_exceptions=True)
     discarded += _discard_queued(flow)
@@ -185,12 +185,6 @@ async def _await_cancelled(tasks: Iterable[asyncio.Task[object]]) -> None:
         task.cancel()
     if pending:
         await asyncio.gather(*pending, return_exceptions=True)
-
-
-def _join_timer_tasks(flow: PenguiFlow) -> list[asyncio.Task[object]]:
-    from ._patterns import join_timer_tasks
-
-    return join_timer_tasks(flow)
 
 
 def _discard_held(flow: PenguiFlow) -> int:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from ._accounting import current_worker
 from ._errors import FlowError, FlowErrorCode
@@ -320,6 +320,3 @@ def union_router(name: str, union_model: Any, *, policy: PolicyLike | None = Non
 
     node = Node(router, name=name, policy=NodePolicy(validate="none"))
     return node
-
-
-_ = BaseModel
