@@ -219,10 +219,11 @@ class Accounting:
             return True
         stamp = self._enqueue_stamp(floe, item, producer, record)
         floe.put_nowait((item, record, stamp))
-        try:
-            self._hooks.enqueue_finished(stamp, 0.0)
-        except Exception:
-            self._hook_failed()
+        if record is None:  # enqueue_finished: after a wait, or for an untraced item (payload-only root)
+            try:
+                self._hooks.enqueue_finished(stamp, 0.0)
+            except Exception:
+                self._hook_failed()
         return True
 
     def _enqueue_stamp(
@@ -301,7 +302,7 @@ class Accounting:
                 await self._publish(floe, item)
             entry = (item, record, stamp)
             if floe.put_nowait(entry):
-                if self._hooks_on:
+                if self._hooks_on and record is None:
                     self._safe_hook(self._hooks.enqueue_finished, stamp, 0.0)
                 return 0.0
             started = _perf()
@@ -340,7 +341,7 @@ class Accounting:
             self._bus_tasks.add(task)
             task.add_done_callback(self._bus_tasks.discard)
         floe.put_nowait((item, record, stamp))
-        if self._hooks_on:
+        if self._hooks_on and record is None:
             self._safe_hook(self._hooks.enqueue_finished, stamp, 0.0)
 
     def _abandon(self, record: TraceRecord | None) -> None:
@@ -386,7 +387,7 @@ class Accounting:
             record.wm_hops = item.payload.hops
         if woke and worker is not None:
             worker.woke_fetch = True
-        if self._hooks_on:
+        if self._hooks_on and (waited or record is None):
             self._safe_hook(self._hooks.enqueue_finished, stamp, waited)
         return waited
 

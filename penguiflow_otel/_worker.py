@@ -329,7 +329,7 @@ async def _route_plain(
         entry = (result, admitted, stamp)
         waited = 0.0 if floe.put_nowait(entry) else await flow._wait_put(floe, entry)
         blocked += waited
-        if hooks_on:
+        if hooks_on and (waited or admitted is None):
             try:
                 flow._hooks.enqueue_finished(stamp, waited)
             except Exception:

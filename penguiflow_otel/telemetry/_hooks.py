@@ -27,6 +27,7 @@ from ._handles import Attempt, Stamp, TraceHandle, description, error_type_of
 from ._ids import TRACE_ID_SEED, seeding_supported
 from ._instruments import RuntimeInstruments, instruments_for
 from ._options import current_options
+from ._sampling import unsampled_roots
 from ._span_content import captured, exception_signal, record_exception
 from ._w3c import otel_trace_id, parse_traceparent
 
@@ -74,6 +75,7 @@ class OTelHooks:
         self._trace_attrs: dict[tuple[str, str | None, str | None], dict[str, Any]] = {}
         self._tenant_on_metrics = self.options.tenant == "spans+metrics"
         self._seeding = seeding_supported(self.tracer)
+        self._roots = unsampled_roots(self.tracer) if self._seeding else None
         self._exception_on_span, self._exception_as_log = exception_signal()
 
     # Pre-bound attribute sets ----------------------------------------------------------------
@@ -143,25 +145,19 @@ class OTelHooks:
             return None
         trace_id = str(getattr(item, "trace_id", ""))
         wanted, mapped = otel_trace_id(trace_id)
-        attrs: dict[str, Any] = {n.ATTR_FLOW_NAME: self.flow_name}
-        if mapped:
-            attrs[n.ATTR_TRACE_ID] = trace_id
         tenant = None
         parent_ctx = None
         links: list[Link] = []
         is_random = False
+        invalid = False
         if isinstance(item, Message):
             tenant = item.headers.tenant
-            if self.options.tenant != "off":
-                attrs[n.ATTR_TENANT] = tenant
-            if item.deadline_s is not None:
-                attrs[n.ATTR_MESSAGE_DEADLINE] = item.deadline_s
             is_random = trace_id_was_minted(item)
             raw = item.headers.traceparent
             if raw is not None:
                 parsed = parse_traceparent(raw)
                 if parsed is None:
-                    attrs[n.ATTR_TRACEPARENT_INVALID] = True
+                    invalid = True
                     if self.metrics is not None:
                         self.metrics.propagation_invalid.add(1, self.flow_attrs)
                 elif int(parsed.trace_id, 16) == wanted:
@@ -180,6 +176,11 @@ class OTelHooks:
                 parent_ctx = trace.set_span_in_context(caller)
             else:
                 links.append(Link(caller_ctx, {n.ATTR_LINK_TYPE: n.LINK_TYPE_CALLER}))
+        if parent_ctx is None and self._roots is not None:
+            unsampled = self._roots.unsampled(wanted, is_random)
+            if unsampled is not None:
+                return TraceHandle(unsampled, tenant)
+        attrs = self._root_attrs(item, trace_id, mapped, invalid)
         if parent_ctx is None and not self._seeding:
             attrs.setdefault(n.ATTR_TRACE_ID, trace_id)
         if parent_ctx is None:
@@ -199,6 +200,20 @@ class OTelHooks:
                 self.root_name, context=parent_ctx, kind=_INTERNAL, attributes=attrs, links=links
             )
         return TraceHandle(span, tenant)
+
+    def _root_attrs(self, item: object, trace_id: str, mapped: bool, invalid: bool) -> dict[str, Any]:
+        """The root span's start attributes (section 5.2)."""
+        attrs: dict[str, Any] = {n.ATTR_FLOW_NAME: self.flow_name}
+        if mapped:
+            attrs[n.ATTR_TRACE_ID] = trace_id
+        if isinstance(item, Message):
+            if self.options.tenant != "off":
+                attrs[n.ATTR_TENANT] = item.headers.tenant
+            if item.deadline_s is not None:
+                attrs[n.ATTR_MESSAGE_DEADLINE] = item.deadline_s
+        if invalid:
+            attrs[n.ATTR_TRACEPARENT_INVALID] = True
+        return attrs
 
     def trace_ended(self, handle: object, reason: str) -> None:
         if not isinstance(handle, TraceHandle):

@@ -151,3 +151,106 @@ def test_a_configured_view_falls_back_to_sdk_histograms_with_the_same_exposition
     assert (report["sdk_records"] > 0) is view
     assert names.METRIC_NODE_DURATION.prometheus in report["families"]
     assert report["families"] == report["reference"]
+
+
+# Unsampled roots decided without the SDK ---------------------------------------------------------
+
+
+def _ratio_tracer(rate: float) -> Tracer:
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    from penguiflow_otel.telemetry._ids import seeded_id_generator
+
+    sampler = ParentBased(TraceIdRatioBased(rate))
+    provider = TracerProvider(sampler=sampler, id_generator=seeded_id_generator())
+    tracer = provider.get_tracer("pins")
+    assert isinstance(tracer, Tracer)
+    return tracer
+
+
+def test_unsampled_roots_built_here_match_the_sdk_root_for_the_same_trace_id() -> None:
+    """For 400 trace ids under a 30 % ratio: same decision, trace id, flags and trace state as the SDK."""
+    import random
+
+    from opentelemetry import context as otel_context
+
+    from penguiflow_otel.telemetry._ids import TRACE_ID_SEED
+    from penguiflow_otel.telemetry._sampling import unsampled_roots
+
+    tracer = _ratio_tracer(0.3)
+    roots = unsampled_roots(tracer)
+    assert roots is not None
+    rng = random.Random(7)
+    dropped = 0
+    for index in range(400):
+        trace_id, is_random = rng.getrandbits(128) or 1, index % 2 == 0
+        token = TRACE_ID_SEED.set((trace_id, is_random))
+        try:
+            sdk = tracer.start_span("root", context=otel_context.Context())
+        finally:
+            TRACE_ID_SEED.reset(token)
+        ours = roots.unsampled(trace_id, is_random)
+        assert (ours is None) is sdk.is_recording()
+        if ours is None:
+            continue
+        dropped += 1
+        mine, theirs = ours.get_span_context(), sdk.get_span_context()
+        assert not ours.is_recording()
+        assert (mine.trace_id, mine.trace_flags, mine.trace_state, mine.is_remote) == (
+            theirs.trace_id,
+            theirs.trace_flags,
+            theirs.trace_state,
+            theirs.is_remote,
+        )
+        assert mine.span_id != 0
+    assert 200 < dropped < 360  # about 70 % of 400
+
+
+@pytest.mark.parametrize("sampler_name", ["always_on", "custom"])
+def test_samplers_whose_root_decision_is_not_a_trace_id_ratio_go_through_the_sdk(sampler_name: str) -> None:
+    """ALWAYS_ON and any sampler we do not know keep the SDK's start_span for every root."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, Sampler, SamplingResult
+
+    from penguiflow_otel.telemetry._sampling import unsampled_roots
+
+    class Custom(Sampler):
+        def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+            return SamplingResult(Decision.DROP)
+
+        def get_description(self) -> str:
+            return "custom"
+
+    sampler = ALWAYS_ON if sampler_name == "always_on" else Custom()
+    tracer = TracerProvider(sampler=sampler).get_tracer("pins")
+    assert unsampled_roots(tracer) is None
+
+
+async def test_a_flow_under_an_unsampled_ratio_root_still_forwards_its_trace_id_unsampled() -> None:
+    """An unsampled root built without the SDK: no spans, and user code injects the trace id with flag 00."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    from penguiflow_otel.propagation import inject
+    from penguiflow_otel.telemetry._resolve import Providers, override_providers
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    seen: list[dict[str, str]] = []
+
+    async def peek(msg: Any, ctx: Any) -> Any:
+        carrier: dict[str, str] = {}
+        inject(msg, carrier)
+        seen.append(carrier)
+        return msg
+
+    with override_providers(Providers(provider, None)):
+        await run_once(create(Node(peek, name="a").to()), make_message(trace_id=_W3C_ID))
+    provider.shutdown()
+
+    assert exporter.get_finished_spans() == ()
+    assert len(seen) == 1
+    version, trace_id, span_id, flags = seen[0]["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", _W3C_ID, "00")
+    assert int(span_id, 16) != 0
