@@ -25,17 +25,32 @@ OPEN_SEA = Endpoint("OpenSea")
 ROOKERY = Endpoint("Rookery")
 
 
-@dataclass(slots=True)
 class Graph:
-    """The normalised graph: nodes in declaration order and every edge of the flow."""
+    """The normalised graph: nodes in declaration order and every edge of the flow.
 
-    nodes: list[Node]
-    successors: dict[Node, list[Node]]
-    incoming: dict[Node, list[Floe]]
-    outgoing: dict[Node, list[Floe]]
-    ingress: list[Floe]
-    egress: list[Floe]
-    inboxes: dict[Node, Inbox]
+    A plain slotted class, not a dataclass: ``@dataclass`` compiles its generated methods when the
+    module is imported, and nothing compares or prints a ``Graph``.
+    """
+
+    __slots__ = ("egress", "inboxes", "incoming", "ingress", "nodes", "outgoing", "successors")
+
+    def __init__(
+        self,
+        nodes: list[Node],
+        successors: dict[Node, list[Node]],
+        incoming: dict[Node, list[Floe]],
+        outgoing: dict[Node, list[Floe]],
+        ingress: list[Floe],
+        egress: list[Floe],
+        inboxes: dict[Node, Inbox],
+    ) -> None:
+        self.nodes = nodes
+        self.successors = successors
+        self.incoming = incoming
+        self.outgoing = outgoing
+        self.ingress = ingress
+        self.egress = egress
+        self.inboxes = inboxes
 
     @property
     def floes(self) -> list[Floe]:

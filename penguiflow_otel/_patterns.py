@@ -14,8 +14,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import TypeAdapter
-
 from ._accounting import current_worker
 from ._errors import FlowError, FlowErrorCode
 from ._message import Message
@@ -23,6 +21,8 @@ from ._node import Node, NodePolicy
 from ._policies import PolicyLike, RoutingRequest, evaluate_policy
 
 if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
     from ._context import Context
     from ._runner import PenguiFlow
     from ._traces import TraceRecord
@@ -305,6 +305,8 @@ def predicate_router(
 
 def union_router(name: str, union_model: Any, *, policy: PolicyLike | None = None) -> Node:
     """A node validating with ``union_model`` and routing to the successor named by ``kind``."""
+    from pydantic import TypeAdapter  # build-time only: keeps pydantic.type_adapter off the import
+
     adapter: TypeAdapter[Any] = TypeAdapter(union_model)
 
     async def router(msg: Any, ctx: Context) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -138,6 +137,8 @@ class DictRoutingPolicy:
         Raises:
             TypeError: The JSON does not decode to a mapping.
         """
+        import json  # configuration-time only: not loaded by ``import penguiflow_otel``
+
         data = json.loads(payload)
         if not isinstance(data, Mapping):
             raise TypeError("JSON payload must decode to a mapping")
@@ -174,7 +175,11 @@ class DictRoutingPolicy:
         raw = os.environ.get(env_var)
         if raw is None:
             raise KeyError(f"Environment variable '{env_var}' not set")
-        data = json.loads(raw) if loader is None else loader(raw)
+        if loader is None:
+            import json  # configuration-time only: not loaded by ``import penguiflow_otel``
+
+            loader = json.loads
+        data = loader(raw)
         if not isinstance(data, Mapping):
             raise TypeError("Policy loader must return a mapping")
         return cls(data, default=default, key_getter=key_getter)

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 __all__ = ["ModelRegistry"]
 
 
-@dataclass(frozen=True, slots=True)
 class _Entry:
-    in_model: type[BaseModel]
-    out_model: type[BaseModel]
-    in_adapter: TypeAdapter[Any]
-    out_adapter: TypeAdapter[Any]
+    # A plain slotted record, not a dataclass: ``@dataclass`` compiles its generated methods at
+    # import time, and an entry is only ever read field by field.
+    __slots__ = ("in_adapter", "in_model", "out_adapter", "out_model")
+
+    def __init__(
+        self,
+        in_model: type[BaseModel],
+        out_model: type[BaseModel],
+        in_adapter: TypeAdapter[Any],
+        out_adapter: TypeAdapter[Any],
+    ) -> None:
+        self.in_model = in_model
+        self.out_model = out_model
+        self.in_adapter = in_adapter
+        self.out_adapter = out_adapter
 
 
 def _is_model(candidate: object) -> bool:
@@ -39,6 +51,8 @@ class ModelRegistry:
             raise ValueError(f"Node '{node_name}' already registered")
         if not (_is_model(in_model) and _is_model(out_model)):
             raise TypeError("Models must inherit from pydantic.BaseModel")
+        from pydantic import TypeAdapter  # setup-time only: keeps pydantic.type_adapter off the import
+
         self._entries[node_name] = _Entry(in_model, out_model, TypeAdapter(in_model), TypeAdapter(out_model))
 
     def has(self, node_name: str) -> bool:

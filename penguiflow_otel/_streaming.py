@@ -7,7 +7,6 @@ a flow (``emit``, ``fetch``) and of a context (``emit_chunk``).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from typing import Any, Protocol, TypeAlias, TypeVar
 
@@ -59,6 +58,8 @@ def format_sse_event(
         f"data: {chunk.text}",
     ]
     if chunk.meta:
+        import json  # loaded on first use, not by ``import penguiflow_otel``
+
         lines.append(f"data: {json.dumps(chunk.meta, ensure_ascii=False)}")
     if retry_ms is not None:
         lines.append(f"retry: {retry_ms}")
@@ -76,6 +77,8 @@ def chunk_to_ws_json(chunk: StreamChunk, *, extra: Mapping[str, Any] | None = No
     }
     if extra:
         body.update(extra)
+    import json  # loaded on first use, not by ``import penguiflow_otel``
+
     return json.dumps(body, ensure_ascii=False)
 
 

@@ -8,7 +8,6 @@ compared verbatim in tests and docs.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
 from ._graph import Endpoint
@@ -30,14 +29,20 @@ _MERMAID_CLASS_STYLES: Final = {
 }
 
 
-@dataclass(slots=True)
+# The three records below are plain slotted classes rather than dataclasses: ``@dataclass`` compiles
+# its generated methods at import time (roughly half a millisecond per class), and these never need them.
+
+
 class _Box:
     """One drawn vertex: a node or an endpoint."""
 
-    identifier: str
-    label: str
-    endpoint: bool
-    loop: bool
+    __slots__ = ("endpoint", "identifier", "label", "loop")
+
+    def __init__(self, identifier: str, label: str, endpoint: bool, loop: bool) -> None:
+        self.identifier = identifier
+        self.label = label
+        self.endpoint = endpoint
+        self.loop = loop
 
     @property
     def classes(self) -> list[str]:
@@ -50,21 +55,25 @@ class _Box:
         return names
 
 
-@dataclass(frozen=True, slots=True)
 class _Arrow:
     """One drawn edge between two box identifiers."""
 
-    source: str
-    target: str
-    label: EdgeLabel | None
+    __slots__ = ("label", "source", "target")
+
+    def __init__(self, source: str, target: str, label: EdgeLabel | None) -> None:
+        self.source = source
+        self.target = target
+        self.label = label
 
 
-@dataclass(frozen=True, slots=True)
 class _Diagram:
     """Boxes in first-seen order and arrows in declaration order."""
 
-    boxes: tuple[_Box, ...]
-    arrows: tuple[_Arrow, ...]
+    __slots__ = ("arrows", "boxes")
+
+    def __init__(self, boxes: tuple[_Box, ...], arrows: tuple[_Arrow, ...]) -> None:
+        self.boxes = boxes
+        self.arrows = arrows
 
 
 def flow_to_mermaid(flow: PenguiFlow, *, direction: str = "TD") -> str:

@@ -10,30 +10,39 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._handle import TelemetryHandle
 from ._protocol import NoOpHooks, TelemetryHooks
 
 if TYPE_CHECKING:
+    from ._handle import TelemetryHandle
     from ._setup import configure, metrics_asgi_app, shutdown
 
 __all__ = ["NoOpHooks", "TelemetryHandle", "TelemetryHooks", "configure", "metrics_asgi_app", "shutdown"]
 
-_LAZY = frozenset({"configure", "metrics_asgi_app", "shutdown"})
+# Loaded on first use. ``TelemetryHandle`` is only produced by ``configure()``, so ``import
+# penguiflow_otel`` does not build its dataclass (``@dataclass`` compiles code); ``_handle`` sets its
+# ``__module__`` to this facade.
+_LAZY = {
+    "configure": "_setup",
+    "metrics_asgi_app": "_setup",
+    "shutdown": "_setup",
+    "TelemetryHandle": "_handle",
+}
 
-for _public in (NoOpHooks, TelemetryHandle, TelemetryHooks):
+for _public in (NoOpHooks, TelemetryHooks):
     _public.__module__ = __name__
 del _public
 
 
 def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        from . import _setup
+    submodule = _LAZY.get(name)
+    if submodule is not None:
+        from importlib import import_module
 
-        value: object = getattr(_setup, name)
+        value: object = getattr(import_module(f"{__name__}.{submodule}"), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _LAZY)
+    return sorted(set(globals()) | set(_LAZY))

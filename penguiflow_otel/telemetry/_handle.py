@@ -31,3 +31,7 @@ class TelemetryHandle:
     owns_traces: bool
     owns_metrics: bool
     prometheus_url: str | None
+
+
+# The public home is the ``penguiflow_otel.telemetry`` facade, which loads this module on first use.
+TelemetryHandle.__module__ = "penguiflow_otel.telemetry"
