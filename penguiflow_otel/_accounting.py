@@ -252,14 +252,28 @@ class Accounting:
             raise
 
     def _deliver_now(
-        self, floe: Floe, source: Node, item: object, held: TraceRecord | None, worker: WorkerState | None
+        self,
+        floe: Floe,
+        source: Node,
+        item: object,
+        held: TraceRecord | None,
+        worker: WorkerState | None,
+        producer: object = None,
     ) -> bool:
-        """Deliver a result without waiting when its buffer has room (nothing observing); else False.
+        """Deliver a result without waiting when its buffer has room; else False (use ``_deliver``).
 
-        An undone admission never ends a trace: a full buffer's results keep its trace active.
+        An undone admission never ends a trace: a full buffer's results keep its trace active. With
+        telemetry on, a result that would start a trace of its own takes the full path, so that an
+        undone admission never opens and closes a root span.
         """
-        record = self._admit_result(item, held)
-        entry = ResultEntry(item, record, source, floe, None)
+        hooks_on = self._hooks_on
+        if hooks_on:
+            trace_id = getattr(item, "trace_id", None)
+            if trace_id is not None and (held is None or held.trace_id != trace_id):
+                return False
+        record = self._admit_result(item, held, producer)
+        stamp = self._enqueue_stamp(floe, item, producer, record) if hooks_on else None
+        entry = ResultEntry(item, record, source, floe, stamp)
         delivered, woke = self._results.try_deliver(entry)
         if not delivered:
             self._finalize(record)
@@ -267,6 +281,8 @@ class Accounting:
         floe.unfetched += 1
         if woke and worker is not None:
             worker.woke_fetch = True
+        if hooks_on and record is None:
+            self._safe_hook(self._hooks.enqueue_finished, stamp, 0.0)
         return True
 
     def _admit_result(

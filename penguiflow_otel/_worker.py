@@ -178,7 +178,6 @@ async def _attempts(
     attempt = 0
     previous: object = None
     held_since = _perf() if deadline is not None else 0.0
-    plain_call = rt.direct and not hooks_on
     while True:
         if record is not None and record.cancelled:
             await _trace_cancelled(flow, rt, ws)
@@ -210,16 +209,25 @@ async def _attempts(
             except Exception:
                 flow._hook_failed()
         ws.handle = handle
+        token = _enter_attempt(flow, handle) if hooks_on else None
         started = _perf()
         scope: asyncio.Timeout | None = None
         try:
-            call = rt.node.func(item, rt.ctx) if plain_call else _invoke(flow, rt, item, handle)
-            if timeout is None:
-                result = await call
-            else:
-                scope = asyncio.timeout(timeout)
-                async with scope:
+            try:  # the attempt's span is current in user code only (telemetry.md section 5.1)
+                call = (
+                    rt.node.func(item, rt.ctx)
+                    if rt.direct
+                    else rt.node.invoke(item, rt.ctx, registry=flow._registry)
+                )
+                if timeout is None:
                     result = await call
+                else:
+                    scope = asyncio.timeout(timeout)
+                    async with scope:
+                        result = await call
+            finally:
+                if token is not None:
+                    _exit_attempt(flow, token)
         except Exception as exc:
             if ws.cancel_requested and _absorb_trace_cancel(flow, ws):
                 await _trace_cancelled(flow, rt, ws)  # user code swallowed the trace cancel, then raised
@@ -274,26 +282,20 @@ async def _attempts(
         return
 
 
-async def _invoke(flow: PenguiFlow, rt: NodeRuntime, item: object, handle: object) -> object:
-    if not flow._hooks_on:
-        if rt.direct:
-            return await rt.node.func(item, rt.ctx)
-        return await rt.node.invoke(item, rt.ctx, registry=flow._registry)
-    hooks = flow._hooks
+def _enter_attempt(flow: PenguiFlow, handle: object) -> object:
+    """Make the attempt's span current in this task; the token ``_exit_attempt`` takes back."""
     try:
-        token = hooks.enter_attempt(handle)
+        return flow._hooks.enter_attempt(handle)
     except Exception:
-        token = None
         flow._hook_failed()
+        return None
+
+
+def _exit_attempt(flow: PenguiFlow, token: object) -> None:
     try:
-        if rt.direct:
-            return await rt.node.func(item, rt.ctx)
-        return await rt.node.invoke(item, rt.ctx, registry=flow._registry)
-    finally:
-        try:
-            hooks.exit_attempt(token)
-        except Exception:
-            flow._hook_failed()
+        flow._hooks.exit_attempt(token)
+    except Exception:
+        flow._hook_failed()
 
 
 def _plain_route(flow: PenguiFlow, result: object) -> bool:
@@ -321,7 +323,7 @@ async def _route_plain(
     blocked = 0.0
     for floe in rt.out_floes:
         if floe._inbox is None:
-            if hooks_on or not flow._deliver_now(floe, node, result, record, ws):
+            if not flow._deliver_now(floe, node, result, record, ws, handle):
                 blocked += await flow._deliver(floe, node, result, record, handle, ws)
             continue
         admitted = flow._admit(result, record, handle)
