@@ -75,6 +75,8 @@ AsgiApp: TypeAlias = Callable[
 """An ASGI application (scope, receive, send)."""
 
 _SELF_METRICS_ENV = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
+_SDK_PROCESSOR_LOGGER = "opentelemetry.sdk._shared_internal"
+"""The logger of the SDK's ``BatchProcessor``: it warns "Queue full, dropping Span." once per dropped span."""
 _INSTANCE_ID = str(uuid.uuid4())
 """``service.instance.id`` of this process, unless the environment or an argument names one."""
 
@@ -98,6 +100,7 @@ class _Installation:
     server: WSGIServer | None = None
     registry: CollectorRegistry | None = None
     closing: _Closing | None = None
+    quieted: logging.Logger | None = None
 
 
 _LOCK = threading.Lock()
@@ -128,7 +131,10 @@ def configure(
     variable applies, else the default (telemetry.md section 3.2). A signal whose global provider the
     application already installed is left alone, and the arguments that only concern it are logged
     as ignored. ``OTEL_SDK_DISABLED=true`` installs nothing. A second call logs a warning and returns
-    the first handle.
+    the first handle. While it owns the traces and the SDK's self-metrics count the batch processor's
+    drops, the SDK's per-span "Queue full, dropping Span." warning is off (its logger,
+    ``opentelemetry.sdk._shared_internal``, at ERROR until ``shutdown()``, unless the application set
+    that logger's level): with the collector down, that call per dropped span is paid on the event loop.
 
     Args:
         traces: span exporters: ``otlp`` (default), ``console``, ``jsonl`` (needs ``traces_file``) or
@@ -201,6 +207,8 @@ def _install(settings: Settings) -> _Installation:
         metrics.set_meter_provider(installation.meter_provider)
     if installation.tracer_provider is not None:
         trace.set_tracer_provider(installation.tracer_provider)
+        if (installation.meter_provider or foreign_metrics) is not None and not _self_metrics_off():
+            installation.quieted = _quiet_queue_full_warnings()
     installation.handle = TelemetryHandle(
         tracer_provider=installation.tracer_provider or foreign_traces,
         meter_provider=installation.meter_provider or foreign_metrics,
@@ -411,6 +419,37 @@ def _meter_kwargs(constructor: Callable[..., object], meter: metrics.MeterProvid
     return {"meter_provider": meter}
 
 
+def _self_metrics_off() -> bool:
+    """The operator's explicit ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=false``."""
+    return os.environ.get(_SELF_METRICS_ENV, "").strip().lower() == "false"
+
+
+def _quiet_queue_full_warnings() -> logging.Logger | None:
+    """Set the SDK batch processor's logger to ERROR and return it; ``None`` if the app set its level.
+
+    With its queue full (collector down: the OTLP exporter's retries hold the processor's thread for
+    about 7 s per batch; or that thread starved of the GIL), ``BatchProcessor.emit`` calls
+    ``logger.warning`` for every span it drops, on the thread that ends the span: the event loop's.
+    The SDK's ``DuplicateFilter`` discards nearly all of those records, but only after each was built
+    (a ``LogRecord``, a frame walk): about 11 us per span on a 2-core VM, a third of what starting
+    and ending the span costs. At ERROR the call returns at the level check. Only done where the
+    drops are counted instead (``otel_sdk_processor_span_processed_total{error_type="queue_full"}``),
+    which the caller checks. The logger's other records are an INFO and an ERROR (a failed export),
+    which stays.
+    """
+    logger = logging.getLogger(_SDK_PROCESSOR_LOGGER)
+    if logger.level != logging.NOTSET:
+        return None
+    logger.setLevel(logging.ERROR)
+    return logger
+
+
+def _restore_queue_full_warnings(logger: logging.Logger) -> None:
+    """Undo ``_quiet_queue_full_warnings``, unless the application changed the level since."""
+    if logger.level == logging.ERROR:
+        logger.setLevel(logging.NOTSET)
+
+
 @contextmanager
 def _sdk_self_metrics() -> Iterator[None]:
     """Turn the SDK's own metrics on while processors and exporters are built.
@@ -418,7 +457,7 @@ def _sdk_self_metrics() -> Iterator[None]:
     SDK 1.45 reads the variable only in those constructors; an operator's explicit ``false`` wins.
     """
     previous = os.environ.get(_SELF_METRICS_ENV)
-    if previous is not None and previous.strip().lower() == "false":
+    if _self_metrics_off():
         yield
         return
     os.environ[_SELF_METRICS_ENV] = "true"
@@ -514,10 +553,18 @@ def _shutdown_steps(installation: _Installation) -> list[Callable[[], None]]:
     if installation.server is not None:
         steps.append(functools.partial(_stop_server, installation.server))
     if installation.tracer_provider is not None:
-        steps.append(installation.tracer_provider.shutdown)
+        steps.append(functools.partial(_shutdown_traces, installation.tracer_provider, installation.quieted))
     if installation.meter_provider is not None:
         steps.append(installation.meter_provider.shutdown)
     return steps
+
+
+def _shutdown_traces(provider: TracerProvider, quieted: logging.Logger | None) -> None:
+    try:
+        provider.shutdown()
+    finally:
+        if quieted is not None:
+            _restore_queue_full_warnings(quieted)
 
 
 # metrics_asgi_app() --------------------------------------------------------------------------

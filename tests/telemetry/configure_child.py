@@ -142,8 +142,12 @@ async def scenario_configure(params: dict[str, Any]) -> dict[str, Any]:
     foreign_spans = InMemorySpanExporter()
     foreign_tracer, foreign_meter = _install_foreign(params.get("foreign", ""), foreign_spans)
     registry = CollectorRegistry()
+    sdk_logger = logging.getLogger("opentelemetry.sdk._shared_internal")  # the batch processor's
+    if params.get("sdk_logger_level"):
+        sdk_logger.setLevel(params["sdk_logger_level"])
     handle = telemetry.configure(**_configure_kwargs(params, registry))
     report = _describe(handle)
+    report["sdk_logger_level"] = logging.getLevelName(sdk_logger.level)
     report["same_tracer_as_foreign"] = foreign_tracer is not None and handle.tracer_provider is foreign_tracer
     report["same_meter_as_foreign"] = foreign_meter is not None and handle.meter_provider is foreign_meter
     if params.get("configure_twice"):
@@ -171,6 +175,7 @@ async def scenario_configure(params: dict[str, Any]) -> dict[str, Any]:
     report["shutdown_result"] = await telemetry.shutdown(timeout=params.get("shutdown_timeout", 5.0))
     report["shutdown_seconds"] = time.perf_counter() - started
     report["second_shutdown_result"] = await telemetry.shutdown(timeout=1.0)
+    report["sdk_logger_level_after_shutdown"] = logging.getLevelName(sdk_logger.level)
     port = _port_of(handle.prometheus_url)
     report["metrics_port_accepts_after_shutdown"] = port is not None and _port_accepts(port)
     report["logs"] = records.messages
@@ -184,6 +189,30 @@ def _failed_exports(registry: CollectorRegistry) -> float:
             if sample.name == names.SDK_SPAN_EXPORTED_TOTAL and sample.labels.get("error_type"):
                 total += sample.value
     return total
+
+
+def _queue_full_drops(registry: CollectorRegistry) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        for sample in family.samples:
+            if (
+                sample.name == names.SDK_SPAN_PROCESSED_TOTAL
+                and sample.labels.get("error_type") == names.SDK_ERROR_TYPE_QUEUE_FULL
+            ):
+                total += sample.value
+    return total
+
+
+class _LogCalls(logging.Filter):
+    """Counts the records a logger builds (put first, it sees them before any other filter drops them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.count += 1
+        return True
 
 
 class _GcPauses:
@@ -219,6 +248,8 @@ class _GcPauses:
 async def scenario_unreachable(params: dict[str, Any]) -> dict[str, Any]:
     """Spans to a collector that refuses or never answers: the loop never stalls, shutdown is bounded."""
     registry = CollectorRegistry()
+    warning_calls = _LogCalls()  # the batch processor's "Queue full, dropping Span." calls
+    logging.getLogger("opentelemetry.sdk._shared_internal").filters.insert(0, warning_calls)
     telemetry.configure(
         traces="otlp",
         otlp_endpoint=params["endpoint"],
@@ -253,6 +284,7 @@ async def scenario_unreachable(params: dict[str, Any]) -> dict[str, Any]:
     while failed == 0 and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
         failed = await asyncio.to_thread(_failed_exports, registry)
+    queue_full = await asyncio.to_thread(_queue_full_drops, registry)
     started = time.perf_counter()
     result = await telemetry.shutdown(timeout=params["shutdown_timeout"])
     elapsed = time.perf_counter() - started
@@ -262,6 +294,8 @@ async def scenario_unreachable(params: dict[str, Any]) -> dict[str, Any]:
     pauses.stop()
     return {
         "failed_exports": failed,
+        "queue_full_drops": queue_full,
+        "sdk_log_records": warning_calls.count,
         "shutdown_result": result,
         "shutdown_seconds": elapsed,
         "max_lag": max_lag,

@@ -242,6 +242,44 @@ def test_an_operators_false_keeps_sdk_self_metrics_off(sink: OtlpSink) -> None:
     assert report["self_metrics_env"] == "false"
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "env", "preset", "during", "after"),
+    [
+        pytest.param({}, {}, None, "ERROR", "NOTSET", id="drops-counted"),
+        pytest.param({"metrics": "none"}, {}, None, "NOTSET", "NOTSET", id="no-metrics"),
+        pytest.param(
+            {},
+            {"OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED": "false"},
+            None,
+            "NOTSET",
+            "NOTSET",
+            id="sdk-metrics-off",
+        ),
+        pytest.param({}, {}, "WARNING", "WARNING", "WARNING", id="application-level"),
+        pytest.param({"traces": "none"}, {}, None, "NOTSET", "NOTSET", id="no-traces"),
+    ],
+)
+def test_the_sdks_per_drop_warning_is_off_only_while_its_drops_are_counted(
+    tmp_path: Path, kwargs: dict[str, Any], env: dict[str, str], preset: str | None, during: str, after: str
+) -> None:
+    """The batch processor warns once per dropped span (a costly call on the event loop with the collector
+    down); ``configure()`` sets that logger to ERROR while the SDK's self-metrics count the drops instead,
+    leaves an application's own level alone, and ``shutdown()`` restores it."""
+    params: dict[str, Any] = {
+        "kwargs": {
+            "traces": "jsonl",
+            "traces_file": str(tmp_path / "spans.jsonl"),
+            "prometheus_port": 0,
+            **kwargs,
+        },
+        "private_registry": True,
+        "spans": ["root"],
+        "sdk_logger_level": preset,
+    }
+    report = run_child("configure", params, clean_env(**env)).report
+    assert (report["sdk_logger_level"], report["sdk_logger_level_after_shutdown"]) == (during, after)
+
+
 def test_invalid_environment_values_warn_once_and_fall_back(sink: OtlpSink) -> None:
     """A typo in a variable logs one warning and the default applies; the service still starts."""
     env = clean_env(
