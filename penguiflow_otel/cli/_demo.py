@@ -2,8 +2,9 @@
 
 Graph: receive -> fan-out to three branches (``enrich`` fails once per trace and succeeds on
 retry; ``stream`` sends status chunks to ``progress``, which hands them to the caller; ``score``)
--> ``join_k(3)`` -> ``render``. One trace is cancelled mid-flight. Spans go as JSON lines to a
-file (or over OTLP/HTTP with ``--otlp``); ``/metrics`` is served on 127.0.0.1.
+-> ``join_k(3)`` -> ``agent`` (a scripted ``ReactPlanner``, see ``_agent``) -> ``render``. One
+trace is cancelled mid-flight. Spans go as JSON lines to a file (or over OTLP/HTTP with
+``--otlp``); ``/metrics`` is served on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from .._message import FinalAnswer, Headers, Message, StreamChunk
 from .._node import Node, NodePolicy
 from .._patterns import join_k
 from .._runner import PenguiFlow
+from ..testing import ScriptedLLM
+from ._agent import AGENT_NAME, AgentAnswer, agent_node, demo_llm, to_answer
 from ._recorder import TraceRecorder
-from ._report import gauge_table, render_tree, span_tree
+from ._report import gauge_table, metric_summary, render_tree, span_tree
 
 __all__ = ["DemoOptions", "build_demo_flow", "build_stalled_flow", "run_demo"]
 
@@ -42,10 +45,16 @@ class DemoOptions:
     port: int = 0
     otlp: str | None = None
     traces_file: str = DEFAULT_TRACES_FILE
+    capture_content: bool = False
+
+    @property
+    def content_switch(self) -> bool | None:
+        """The planner's ``capture_content``: on with the flag, else left to the environment variable."""
+        return True if self.capture_content else None
 
 
-def build_demo_flow() -> PenguiFlow:
-    """The demo graph (flow name ``demo``)."""
+def build_demo_flow(llm: ScriptedLLM | None = None, *, capture_content: bool | None = None) -> PenguiFlow:
+    """The demo graph (flow name ``demo``); ``llm`` plays the agent's model (default: a fresh one)."""
     failed_once: set[str] = set()
     nodes: dict[str, Node] = {}
 
@@ -75,8 +84,7 @@ def build_demo_flow() -> PenguiFlow:
         return message.model_copy(update={"payload": len(str(message.payload))})
 
     async def render(message: Message[Any], ctx: Context) -> Message[Any]:
-        parts = ", ".join(str(part) for part in message.payload)
-        return message.model_copy(update={"payload": FinalAnswer(text=parts)})
+        return to_answer(message)
 
     nodes.update(
         receive=Node(receive, name="receive"),
@@ -85,6 +93,7 @@ def build_demo_flow() -> PenguiFlow:
         score=Node(score, name="score"),
         progress=Node(progress, name="progress"),
         join=join_k("join", 3, timeout_s=5.0),
+        agent=agent_node(llm or demo_llm(), capture_content=capture_content),
         render=Node(render, name="render"),
     )
     return PenguiFlow(
@@ -93,7 +102,8 @@ def build_demo_flow() -> PenguiFlow:
         nodes["stream"].to(nodes["join"], nodes["progress"]),
         nodes["progress"].to(),
         nodes["score"].to(nodes["join"]),
-        nodes["join"].to(nodes["render"]),
+        nodes["join"].to(nodes["agent"]),
+        nodes["agent"].to(nodes["render"]),
         nodes["render"].to(),
         queue_maxsize=16,
         name="demo",
@@ -169,9 +179,11 @@ async def _stop_telemetry(tel: _Telemetry) -> None:
 
 @dataclass(slots=True)
 class _Run:
+    shown: str
     progress: int = 0
     chunks: int = 0
     gauges: dict[str, Any] | None = None
+    answer: AgentAnswer | None = None
 
 
 async def _one_trace(
@@ -190,6 +202,8 @@ async def _one_trace(
                     run.gauges = gauge_table(generate_latest(tel.registry).decode(), flow.name)
                     await flow.cancel(message.trace_id)
                 continue
+            if isinstance(payload, AgentAnswer) and message.trace_id == run.shown:
+                run.answer = payload
             return "ok" if isinstance(payload, FinalAnswer) else "error"
     except TraceCancelled:
         return "cancelled"
@@ -204,36 +218,21 @@ async def _ticker(run: _Run, total: int) -> None:
         await asyncio.sleep(0.1)
 
 
-def _metric_summary(text: str, flow: str) -> dict[str, Any]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    summary: dict[str, dict[str, float]] = {}
-    wanted = {
-        "penguiflow_node_duration_seconds_count": "penguiflow_outcome",
-        "penguiflow_node_retries_total": "penguiflow_node_name",
-        "penguiflow_message_dropped_total": "penguiflow_drop_reason",
-        "penguiflow_trace_duration_seconds_count": "penguiflow_outcome",
-        "penguiflow_stream_chunks_total": "penguiflow_node_name",
-        "penguiflow_trace_cancellations_total": "penguiflow_flow_name",
+def _agent_report(answer: AgentAnswer | None) -> dict[str, Any]:
+    return {
+        "name": AGENT_NAME,
+        "answer": answer.text if answer is not None else None,
+        "finish_reason": answer.finish_reason if answer is not None else None,
     }
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            label = wanted.get(sample.name)
-            if label is None or sample.labels.get("penguiflow_flow_name") != flow:
-                continue
-            by = summary.setdefault(sample.name, {})
-            key = sample.labels.get(label, "")
-            by[key] = by.get(key, 0.0) + sample.value
-    return summary
 
 
 async def _run_main_flow(options: DemoOptions, tel: _Telemetry) -> dict[str, Any]:
-    flow = build_demo_flow()
-    run = _Run()
+    flow = build_demo_flow(capture_content=options.content_switch)
     messages = [
         Message(payload=f"order-{index}", headers=Headers(tenant="demo")) for index in range(options.messages)
     ]
     shown = messages[0].trace_id
+    run = _Run(shown)
     tel.recorder.watch(shown)
     ticker = (
         None if options.as_json else asyncio.get_running_loop().create_task(_ticker(run, options.messages))
@@ -258,8 +257,9 @@ async def _run_main_flow(options: DemoOptions, tel: _Telemetry) -> dict[str, Any
         "outcomes": {name: outcomes.count(name) for name in ("ok", "error", "cancelled")},
         "stream_chunks": run.chunks,
         "gauges": run.gauges or {"queues": [], "in_flight": {}},
-        "metrics": _metric_summary(generate_latest(tel.registry).decode(), flow.name),
+        "metrics": metric_summary(generate_latest(tel.registry).decode(), flow.name),
         "shown_trace_id": shown,
+        "agent": _agent_report(run.answer),
     }
 
 
@@ -269,6 +269,9 @@ def _print_report(report: dict[str, Any], tree: list[str]) -> None:
     print(f"\nspan tree of trace {report['shown_trace_id']}:")
     for line in tree:
         print(f"  {line}")
+    agent = report["agent"]
+    print(f"\nagent {agent['name']!r} on that trace: finish reason {agent['finish_reason']}")
+    print(f"  answer: {agent['answer']}")
     print("\ngauges while the flow ran (as /metrics served them):")
     print(f"  {'queue':<20} {'size':>5} {'capacity':>9}")
     for row in report["gauges"]["queues"]:
@@ -280,7 +283,7 @@ def _print_report(report: dict[str, Any], tree: list[str]) -> None:
     print("\nmetrics:")
     for metric, values in report["metrics"].items():
         rendered = ", ".join(f"{key or '-'}={value:g}" for key, value in sorted(values.items()))
-        print(f"  {metric}: {rendered}")
+        print(f"  {metric}: {rendered or '(none)'}")
 
 
 async def run_demo(options: DemoOptions) -> int:
@@ -303,13 +306,13 @@ async def run_demo(options: DemoOptions) -> int:
         else:
             _print_report(report, tree)
         if options.serve:
-            await _serve(tel)
+            await _serve(tel, options)
     finally:
         await _stop_telemetry(tel)
     return 0
 
 
-async def _serve(tel: _Telemetry) -> None:
+async def _serve(tel: _Telemetry, options: DemoOptions) -> None:
     """Keep ``/metrics`` up: a stalled flow holds its sink; the main flow gets a trace a second.
 
     SIGINT and SIGTERM end it; further signals during the shutdown are absorbed.
@@ -320,11 +323,12 @@ async def _serve(tel: _Telemetry) -> None:
         loop.add_signal_handler(signum, stop.set)
     hold = asyncio.Event()
     stalled = build_stalled_flow(hold)
-    main = build_demo_flow()
+    llm = demo_llm()
+    main = build_demo_flow(llm, capture_content=options.content_switch)
     stalled.run()
     main.run()
     feeder = loop.create_task(_fill(stalled))
-    pulse = loop.create_task(_pulse(main))
+    pulse = loop.create_task(_pulse(main, llm))
     print(f"serving {tel.metrics_url} until Ctrl-C", flush=True)
     try:
         await stop.wait()
@@ -343,7 +347,7 @@ async def _fill(flow: PenguiFlow) -> None:
         index += 1
 
 
-async def _pulse(flow: PenguiFlow) -> None:
+async def _pulse(flow: PenguiFlow, llm: ScriptedLLM) -> None:
     index = 0
     while True:
         message: Message[Any] = Message(payload=f"tick-{index}", headers=Headers(tenant="demo"))
@@ -352,5 +356,6 @@ async def _pulse(flow: PenguiFlow) -> None:
             getattr(await flow.fetch(trace_id=message.trace_id), "payload", None), FinalAnswer
         ):
             pass
+        llm.calls.clear()  # nothing reads the call log here, and a long --serve must not grow it
         index += 1
         await asyncio.sleep(1.0)

@@ -47,7 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="run the bundled example flow and show what it did",
-        description="Run the bundled flow (fan-out, join, a retry, a cancelled trace, streaming) and report.",
+        description=(
+            "Run the bundled flow (fan-out, join, a retry, a cancelled trace, streaming, then an agent "
+            "stage: a scripted planner with a tool call, a repaired reply and a parallel plan; no "
+            "network) and report."
+        ),
     )
     demo.add_argument("--messages", type=_positive_int, default=20, help="traces to send (default 20)")
     demo.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -60,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--traces-file", default="penguiflow-demo-traces.jsonl", help="where spans are written as JSON lines"
+    )
+    demo.add_argument(
+        "--capture-content",
+        action="store_true",
+        help="put the planner's prompts, tool arguments and answers on spans (off by default)",
     )
     return parser
 
@@ -154,6 +163,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             port=args.port,
             otlp=args.otlp,
             traces_file=args.traces_file,
+            capture_content=args.capture_content,
         )
         return asyncio.run(run_demo(options))
     return 2  # pragma: no cover - argparse rejects unknown commands

@@ -1,4 +1,5 @@
-"""Rendering what the demo exported: a span tree from JSON-lines spans, gauges from ``/metrics`` text."""
+"""Rendering what the demo exported: a span tree from JSON-lines spans, gauges and a metric summary
+from ``/metrics`` text."""
 
 from __future__ import annotations
 
@@ -8,18 +9,51 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SpanRecord", "gauge_table", "load_spans", "render_tree", "span_tree"]
+from ..telemetry import names as n
 
-_KEY_ATTRIBUTES = (
-    "penguiflow.node.attempt",
-    "penguiflow.outcome",
-    "error.type",
-    "penguiflow.retry.delay",
-    "penguiflow.join.size",
-    "penguiflow.stream.chunks",
-    "penguiflow.queue.wait_time",
-    "penguiflow.cancel.reason",
-)
+__all__ = ["SpanRecord", "gauge_table", "load_spans", "metric_summary", "render_tree", "span_tree"]
+
+_KEY_ATTRIBUTES = {
+    "penguiflow.node.attempt": "attempt",
+    "penguiflow.outcome": "outcome",
+    "error.type": "type",
+    "penguiflow.retry.delay": "delay",
+    "penguiflow.join.size": "size",
+    "penguiflow.stream.chunks": "chunks",
+    "penguiflow.queue.wait_time": "wait_time",
+    "penguiflow.cancel.reason": "reason",
+    n.ATTR_PLANNER_ACTION: "action",
+    n.ATTR_PLANNER_REPAIR_COUNT: "repairs",
+    n.ATTR_PLANNER_REPAIR_ATTEMPT: "repair_attempt",
+    n.ATTR_GEN_AI_TOOL_CALL_ID: "call_id",
+    n.ATTR_GEN_AI_USAGE_INPUT_TOKENS: "input_tokens",
+    n.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS: "output_tokens",
+    n.ATTR_PLANNER_FINISH_REASON: "finish_reason",
+}
+"""The attributes the tree shows, with their short labels."""
+
+_SUMMARY: dict[str, tuple[str, bool]] = {
+    "penguiflow_node_duration_seconds_count": ("penguiflow_outcome", True),
+    "penguiflow_node_retries_total": ("penguiflow_node_name", True),
+    "penguiflow_message_dropped_total": ("penguiflow_drop_reason", True),
+    "penguiflow_trace_duration_seconds_count": ("penguiflow_outcome", True),
+    "penguiflow_stream_chunks_total": ("penguiflow_node_name", True),
+    "penguiflow_trace_cancellations_total": ("penguiflow_flow_name", True),
+    "gen_ai_client_operation_duration_seconds_count": ("gen_ai_operation_name", False),
+    "gen_ai_client_token_usage_sum": ("gen_ai_token_type", False),
+    "gen_ai_client_operation_time_to_first_chunk_seconds_count": ("gen_ai_operation_name", False),
+    "gen_ai_execute_tool_duration_seconds_count": ("gen_ai_tool_name", False),
+    "gen_ai_invoke_agent_duration_seconds_count": ("penguiflow_planner_finish_reason", False),
+    "penguiflow_planner_runs_active": ("gen_ai_agent_name", False),
+    "penguiflow_planner_steps_sum": ("penguiflow_outcome", False),
+    "penguiflow_planner_repairs_total": ("error_type", False),
+    "penguiflow_planner_pauses_total": ("penguiflow_planner_pause_reason", False),
+    "penguiflow_planner_budget_exhaustions_total": ("penguiflow_planner_budget_kind", False),
+}
+"""Summarised samples: the label each is broken down by, and whether it is filtered to the flow.
+
+The GenAI and planner metrics carry no flow label; the demo runs one planner, so they are all its.
+"""
 
 
 @dataclass(slots=True)
@@ -92,8 +126,8 @@ def render_tree(roots: Iterable[SpanRecord]) -> list[str]:
 
     def walk(span: SpanRecord, depth: int) -> None:
         keys = [
-            f"{key.split('.')[-1]}={span.attributes[key]}"
-            for key in _KEY_ATTRIBUTES
+            f"{label}={span.attributes[key]}"
+            for key, label in _KEY_ATTRIBUTES.items()
             if key in span.attributes
         ]
         if span.links:
@@ -139,3 +173,22 @@ def gauge_table(metrics_text: str, flow: str) -> dict[str, Any]:
 def _capacity(values: Mapping[str, float]) -> int | None:
     capacity = values.get("capacity")
     return int(capacity) if capacity is not None else None
+
+
+def metric_summary(metrics_text: str, flow: str) -> dict[str, dict[str, float]]:
+    """Totals of the summarised samples by their breakdown label; a metric without samples maps to ``{}``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    summary: dict[str, dict[str, float]] = {name: {} for name in _SUMMARY}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            wanted = _SUMMARY.get(sample.name)
+            if wanted is None:
+                continue
+            label, per_flow = wanted
+            if per_flow and sample.labels.get("penguiflow_flow_name") != flow:
+                continue
+            by = summary[sample.name]
+            key = sample.labels.get(label, "")
+            by[key] = by.get(key, 0.0) + sample.value
+    return summary

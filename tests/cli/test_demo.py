@@ -40,8 +40,9 @@ def test_demo_json_reports_outcomes_span_tree_gauges_and_exported_spans(tmp_path
     assert any("node join" in line and "links=3" in line for line in report["span_tree"])
     queues = {row["queue"]: row["capacity"] for row in report["gauges"]["queues"]}
     assert queues["receive->enrich"] == 16
+    assert queues["join->agent"] == queues["agent->render"] == 16
     assert queues["render->egress"] is None
-    nodes = {"receive", "enrich", "stream", "score", "join", "progress", "render"}
+    nodes = {"receive", "enrich", "stream", "score", "join", "progress", "agent", "render"}
     assert set(report["gauges"]["in_flight"]) == nodes
     retries = report["metrics"]["penguiflow_node_retries_total"]["enrich"]
     assert 7.0 <= retries <= 8.0  # one per trace; the cancelled trace may be cut before its retry
