@@ -141,8 +141,8 @@ class OTelHooks:
 
     def trace_started(self, flow: object, item: object, producer: object) -> TraceHandle | None:
         tracer = self.tracer
-        if tracer is None:
-            return None
+        if tracer is None:  # metrics only: the handle still times the trace and tallies its drops
+            return self._untraced_handle(item)
         trace_id = str(getattr(item, "trace_id", ""))
         wanted, mapped = otel_trace_id(trace_id)
         tenant = None
@@ -200,6 +200,15 @@ class OTelHooks:
                 self.root_name, context=parent_ctx, kind=_INTERNAL, attributes=attrs, links=links
             )
         return TraceHandle(span, tenant)
+
+    def _untraced_handle(self, item: object) -> TraceHandle:
+        """A trace's handle when no tracer is resolved: no span, but duration, outcome and drops."""
+        if not isinstance(item, Message):
+            return TraceHandle(trace.INVALID_SPAN, None)
+        raw = item.headers.traceparent
+        if raw is not None and self.metrics is not None and parse_traceparent(raw) is None:
+            self.metrics.propagation_invalid.add(1, self.flow_attrs)
+        return TraceHandle(trace.INVALID_SPAN, item.headers.tenant)
 
     def _root_attrs(self, item: object, trace_id: str, mapped: bool, invalid: bool) -> dict[str, Any]:
         """The root span's start attributes (section 5.2)."""
@@ -345,14 +354,14 @@ class OTelHooks:
         if attempt.own_span:
             base = handle.base if handle is not None else None
             ctx = otel_context.set_value(_ATTEMPT_KEY, attempt, trace.set_span_in_context(span, base))
+        elif span is trace.INVALID_SPAN:
+            return None
         elif handle is not None and span is handle.span:
             # An unsampled trace: one cached context per trace, so a hop costs one attach.
             cached = handle.root_context
             if cached is None:
                 cached = handle.root_context = trace.set_span_in_context(span, handle.base)
             ctx = cached
-        elif span is trace.INVALID_SPAN:
-            return None
         else:
             ctx = trace.set_span_in_context(span)
         return otel_context.attach(ctx)
