@@ -30,6 +30,7 @@ from ._errors import InvalidLLMOutputError, PauseTokenError
 from ._events import EventCallback, EventEmitter
 from ._memory import (
     InMemoryShortTermMemory,
+    MemoryIsolation,
     MemoryKey,
     ShortTermMemory,
     ShortTermMemoryConfig,
@@ -420,8 +421,10 @@ class ReactPlanner:
         memory = self._config.memory
         if memory is None:
             return None, None
-        isolation = self._config.memory_config.isolation if self._config.memory_config else None
-        key = memory_key if isolation is None else resolve_memory_key(memory_key, tools, isolation)
+        # a custom ShortTermMemory comes without a config: its key follows the default isolation
+        config = self._config.memory_config
+        isolation = config.isolation if config is not None else MemoryIsolation()
+        key = resolve_memory_key(memory_key, tools, isolation)
         if key is None:
             return None, None
         try:

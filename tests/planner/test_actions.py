@@ -123,6 +123,24 @@ async def test_json_object_mode_and_the_prompt_mentions_json() -> None:
     assert '"name": "get_weather"' in system["content"]
 
 
+async def test_system_prompt_extra_is_appended_to_the_system_prompt_of_every_call() -> None:
+    """The extra text closes the one system prompt (after the tool records) on each LLM call."""
+    extra = "House rule: always quote temperatures in kelvin."
+    llm = ScriptedLLM([ScriptedLLM.call("get_weather", city="Lima"), ScriptedLLM.final("291 K")])
+    await ReactPlanner(llm_client=llm, nodes=[get_weather], system_prompt_extra=extra).run("weather?")
+    plain = ScriptedLLM([ScriptedLLM.final("ok")])
+    await ReactPlanner(llm_client=plain, nodes=[get_weather]).run("weather?")
+    base = plain.calls[0].messages[0]["content"]
+    assert extra not in base
+    assert len(llm.calls) == 2
+    for call in llm.calls:
+        systems = [m["content"] for m in call.messages if m["role"] == "system"]
+        assert len(systems) == 1
+        assert systems[0].startswith(base)
+        assert systems[0].endswith(extra)
+        assert systems[0].count(extra) == 1
+
+
 def test_thought_is_not_in_the_schema_sent_to_the_llm() -> None:
     """PlannerAction's JSON schema has next_node and args only."""
     assert set(PlannerAction.model_json_schema()["properties"]) == {"next_node", "args"}

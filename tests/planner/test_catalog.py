@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 from weather_tools import CityArgs, Weather
 
-from penguiflow_otel import ModelRegistry, Node, NodePolicy
+from penguiflow_otel import Context, ModelRegistry, Node, NodePolicy
 from penguiflow_otel.catalog import RESERVED_ACTIONS, CatalogError, NodeSpec, ToolPolicy, build_catalog, tool
-from penguiflow_otel.planner import ReactPlanner, ToolContext
+from penguiflow_otel.planner import PlannerFinish, ReactPlanner, ToolContext
 from penguiflow_otel.testing import ScriptedLLM
 
 
@@ -81,6 +82,30 @@ def test_a_flow_node_is_a_tool_with_its_policy_timeout_and_no_retries() -> None:
     assert spec.name == "fetch_weather"
     assert spec.node is node
     assert spec.timeout_s == 3.0
+
+
+async def test_a_flow_node_tool_calling_ctx_emit_is_a_tool_error() -> None:
+    """A Node used as a tool gets a ToolContext, which has no emit: calling it is a tool_error step."""
+    reached: list[str] = []
+
+    async def relay(message: CityArgs, ctx: Context) -> Weather:
+        reached.append(type(ctx).__name__)
+        await ctx.emit(message)
+        return Weather(city=message.city, temp_c=0.0)
+
+    llm = ScriptedLLM([ScriptedLLM.call("relay", city="Lima"), ScriptedLLM.final("could not relay")])
+    planner = ReactPlanner(llm_client=llm, nodes=[Node(relay, name="relay")])
+    result = await planner.run("relay it")
+    assert isinstance(result, PlannerFinish)
+    assert result.reason == "answer_complete"
+    assert reached == ["ToolContext"]
+    step = result.metadata["steps"][0]
+    assert (step["kind"], step["error_code"]) == ("error", "tool_error")
+    assert step["failure"]["node"] == "relay"
+    assert step["error"] == (
+        "tool 'relay' raised AttributeError: 'ToolContext' object has no attribute 'emit'"
+    )
+    assert json.loads(llm.calls[1].messages[-1]["content"])["failure"]["error_code"] == "tool_error"
 
 
 def test_a_duplicate_name_is_a_catalog_error_naming_the_tool() -> None:

@@ -274,3 +274,39 @@ async def test_a_caller_supplied_http_client_is_used_and_left_open() -> None:
         assert (await llm.complete(messages=MESSAGES)).content == "ok"
         await llm.aclose()
         assert not http.is_closed
+
+
+async def test_llm_timeout_retries_and_reasoning_effort_reach_the_built_in_client() -> None:
+    """llm_timeout_s, llm_max_retries and reasoning_effort configure the client built from llm=."""
+    settings = {"model": "test-model", "api_key": "k"}
+    defaults = ReactPlanner({**settings, "base_url": "http://127.0.0.1:9/v1"}, nodes=[get_weather])
+    assert isinstance(defaults.llm_client, OpenAICompatibleClient)
+    built_defaults = defaults.llm_client
+    assert (built_defaults.timeout_s, built_defaults.max_retries) == (360.0, 3)
+    assert built_defaults.reasoning_effort is None
+    behaviours = [error(500, "busy"), error(500, "busy"), Behaviour("hang"), Behaviour("hang")]
+    async with chat_server(*behaviours) as server:
+        planner = ReactPlanner(
+            {**settings, "base_url": server.base_url},
+            nodes=[get_weather],
+            llm_timeout_s=0.2,
+            llm_max_retries=1,
+            reasoning_effort="low",
+            deadline_s=10,
+        )
+        llm = planner.llm_client
+        assert isinstance(llm, OpenAICompatibleClient)
+        assert (llm.timeout_s, llm.max_retries, llm.reasoning_effort) == (0.2, 1, "low")
+        # two 500s: one attempt plus llm_max_retries=1 retry, then the run gives up
+        busy = await planner.run("weather?")
+        assert len(server.received) == 2
+        # a hanging endpoint: each attempt ends at llm_timeout_s, long before the 10 s deadline
+        hung = await planner.run("weather?")
+        await llm.aclose()
+    for result in (busy, hung):
+        assert isinstance(result, PlannerFinish)
+        assert (result.reason, result.payload["failure_reason"]) == ("no_path", "llm_unavailable")
+    assert "LLMServerError (HTTP 500)" in busy.payload["last_error"]
+    assert "LLMTimeoutError" in hung.payload["last_error"]
+    assert len(server.received) == 4
+    assert [r.body["reasoning_effort"] for r in server.received] == ["low"] * 4

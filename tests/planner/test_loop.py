@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel
 from weather_tools import CityArgs, Weather
 
+from penguiflow_otel import Node, NodePolicy
 from penguiflow_otel.catalog import tool
 from penguiflow_otel.llm import LLMAuthError, LLMRateLimitError
 from penguiflow_otel.planner import PlannerEvent, PlannerFinish, ReactPlanner, ToolContext
@@ -141,6 +142,49 @@ async def test_the_default_tool_timeout_applies_to_tools_without_their_own() -> 
     planner = ReactPlanner(llm_client=llm, nodes=[hangs], tool_timeout_s=0.05)
     result = await finished(planner)
     assert result.metadata["steps"][0]["error_code"] == "tool_timeout"
+
+
+LIMIT_S = 0.05
+
+
+async def work_past_the_limit(city: str) -> Weather:
+    """Works for four planner tool timeouts; reports how long it ran."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.sleep(4 * LIMIT_S)
+    return Weather(city=city, temp_c=loop.time() - started)
+
+
+@tool(desc="Slow and unbounded", timeout_s=None)
+async def unbounded(args: CityArgs, ctx: ToolContext) -> Weather:
+    return await work_past_the_limit(args.city)
+
+
+async def outlast_the_limit(args: CityArgs, ctx: ToolContext) -> Weather:
+    return await work_past_the_limit(args.city)
+
+
+@pytest.mark.parametrize("as_node", [False, True], ids=["function", "flow_node"])
+async def test_a_tool_with_timeout_none_outlives_the_planner_tool_timeout(as_node: bool) -> None:
+    """@tool(timeout_s=None) means no per-tool limit: not tool_timeout_s, not a NodePolicy timeout."""
+    item: object = (
+        Node(unbounded, name="unbounded", policy=NodePolicy(timeout_s=LIMIT_S)) if as_node else unbounded
+    )
+    llm = ScriptedLLM(
+        [
+            ScriptedLLM.call("unbounded", city="A"),
+            ScriptedLLM.call("outlast_the_limit", city="B"),
+            ScriptedLLM.final("done"),
+        ]
+    )
+    planner = ReactPlanner(llm_client=llm, nodes=[item, outlast_the_limit], tool_timeout_s=LIMIT_S)
+    result = await finished(planner)
+    unlimited, limited = result.metadata["steps"][:2]
+    assert (unlimited["kind"], unlimited["error_code"]) == ("tool", None)
+    assert unlimited["observation"]["temp_c"] > 2 * LIMIT_S
+    # the same body without timeout_s=None is cut at the planner's tool_timeout_s
+    assert limited["error_code"] == "tool_timeout"
+    assert limited["error"] == f"tool 'outlast_the_limit' timed out after {LIMIT_S}s"
 
 
 async def test_events_follow_the_documented_order() -> None:
