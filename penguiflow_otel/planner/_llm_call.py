@@ -16,7 +16,7 @@ from ..llm._types import LLMResponse, normalise_reply
 from ..telemetry import names as n
 from ._errors import LLMError
 from ._prompt import Message
-from ._telemetry import describe, genai_messages
+from ._telemetry import describe, genai_messages, record_exception
 
 if TYPE_CHECKING:
     from ._run import PlannerRun
@@ -200,7 +200,7 @@ async def _complete(
     except Exception as exc:
         failed = _classify(exc, timeout.expired())
         if not timeout.expired():
-            span.record_exception(exc)
+            record_exception(span, exc)
         raise failed from exc
     finally:
         otel_context.detach(token)

@@ -26,8 +26,16 @@ from .._dispatch import exception_text
 from .._version import __version__
 from ..telemetry import names as n
 from ..telemetry._resolve import Providers
+from ..telemetry._span_content import record_exception as _record_exception
 
-__all__ = ["AgentInfo", "PlannerInstruments", "RunTelemetry", "capture_enabled", "span_ids"]
+__all__ = [
+    "AgentInfo",
+    "PlannerInstruments",
+    "RunTelemetry",
+    "capture_enabled",
+    "record_exception",
+    "span_ids",
+]
 
 _LOGGER = logging.getLogger("penguiflow_otel.planner")
 _CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -59,8 +67,8 @@ def truncate_content(text: str) -> str:
 
 
 def content_json(value: Any) -> str:
-    """A captured value as truncated JSON."""
-    return truncate_content(json.dumps(value, ensure_ascii=False, default=str))
+    """A captured value as JSON; :meth:`RunTelemetry.set_content` truncates it, once."""
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def genai_messages(messages: Sequence[Mapping[str, str]]) -> str:
@@ -76,6 +84,11 @@ def span_ids(span: Span) -> tuple[str | None, str | None]:
     if not ctx.is_valid:
         return None, None
     return trace.format_trace_id(ctx.trace_id), trace.format_span_id(ctx.span_id)
+
+
+def record_exception(span: Span, exc: BaseException) -> None:
+    """Record ``exc`` on ``span``; a pydantic ``ValidationError`` without input values, as the runtime."""
+    _record_exception(span, exc, on_span=True, as_log=False)
 
 
 def describe(exc: BaseException) -> str:
@@ -287,7 +300,7 @@ class RunTelemetry:
             return
         span.set_attribute(n.ATTR_ERROR_TYPE, error_type)
         if exc is not None:
-            span.record_exception(exc)
+            record_exception(span, exc)
         span.set_status(Status(StatusCode.ERROR, description[:_DESCRIPTION_LIMIT]))
 
     def set_content(self, span: Span, key: str, value: str) -> None:
