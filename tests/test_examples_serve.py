@@ -1,4 +1,4 @@
-"""``examples/traceparent_service/service.py --serve`` stays up, answers, and stops cleanly on Ctrl-C."""
+"""``traceparent_service/service.py --serve`` stays up, answers, and stops cleanly on SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -56,8 +56,9 @@ def _post(url: str, text: str, traceparent: str | None = None) -> dict[str, str]
 
 
 @pytest.mark.timeout(60)
-def test_the_traceparent_service_with_serve_answers_requests_until_sigint() -> None:
-    """It stays up for several requests, each run in its caller's trace; SIGINT exits 0 and frees the port."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_the_traceparent_service_with_serve_answers_requests_until_a_stop_signal(signum: int) -> None:
+    """It serves several requests, each in its caller's trace; a stop signal exits 0 and frees the port."""
     with _serving() as (process, url):
         port = int(url.rstrip("/").rsplit(":", 1)[1])
         caller_trace = secrets.token_hex(16)
@@ -69,9 +70,9 @@ def test_the_traceparent_service_with_serve_answers_requests_until_sigint() -> N
         assert untraced["trace_id"] != caller_trace, "without a traceparent the flow starts its own trace"
         assert process.poll() is None, "--serve must keep the service up"
 
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         out, err = process.communicate(timeout=15)
     assert process.returncode == 0, err
-    assert err == "", "Ctrl-C is a clean stop: no traceback"
+    assert err == "", "a stop signal is a clean stop: no traceback"
     assert out == "", "--serve prints nothing after its listening line"
     assert not port_accepts(port), "the server socket is closed after the stop"

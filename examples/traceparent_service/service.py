@@ -2,7 +2,7 @@
 
 Run with `uv run python examples/traceparent_service/service.py`: it starts a server on a free
 127.0.0.1 port, sends itself one request carrying a W3C `traceparent`, prints the answer and the
-trace id on both sides (they are equal), and exits. With `--serve` it stays up until Ctrl-C:
+trace id on both sides (they are equal), and exits. With `--serve` it stays up until Ctrl-C or SIGTERM:
 
     curl -s -d '{"text": "hello"}' http://127.0.0.1:PORT/ \
          -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import signal
 import sys
 import threading
 import urllib.request
@@ -95,7 +96,8 @@ async def main(serve: bool) -> None:
     try:
         print(f"listening on {url}", flush=True)
         if serve:
-            await asyncio.Event().wait()  # until Ctrl-C
+            await _until_stopped()
+            return
         reply = await asyncio.to_thread(call, url, caller_trace_id)
         print(f"caller trace id: {caller_trace_id}")
         print(f"answer:          {reply['answer']}")
@@ -108,10 +110,23 @@ async def main(serve: bool) -> None:
     print(f"spans in the caller's trace: {', '.join(joined)}")
 
 
+async def _until_stopped() -> None:
+    """Wait for SIGINT (Ctrl-C) or SIGTERM; either is a clean stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
 def _trace_id(span: Any) -> str:
     return f"{span.context.trace_id:032x}"
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C under --serve: main() has cleaned up
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the server is up
         asyncio.run(main(serve="--serve" in sys.argv[1:]))
