@@ -23,11 +23,10 @@ from typing import Any
 import httpx
 import pytest
 from cli_errors import one_line_error
+from dev_process import CONSOLE_SCRIPT, start_dev
 from loopback import clean_env
 
 from penguiflow_otel.cli import main
-
-CONSOLE_SCRIPT = Path(sys.executable).with_name("penguiflow-otel")
 
 # A flow whose node streams a chunk, then waits for a file the test creates, then answers: the
 # test can see the first chunk arrive while the final answer does not exist yet.
@@ -84,19 +83,9 @@ class Server:
 @contextmanager
 def dev_server(project: Path, *args: str, **env: str) -> Iterator[Server]:
     """Start ``dev`` on a free loopback port; kill it if the test did not stop it."""
-    process = subprocess.Popen(
-        [str(CONSOLE_SCRIPT), "dev", "--project-root", str(project), "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(**env),
-    )
+    process, first = start_dev(project, *args, **env)
     try:
         assert process.stdout is not None
-        first = process.stdout.readline()
-        if not first.startswith("serving "):
-            process.kill()
-            raise AssertionError(f"dev did not start: {first}{process.communicate()[1]}")
         url = first.split(" on ", 1)[1].strip()
         assert url.startswith("http://127.0.0.1:")
         lines = [first.rstrip(), process.stdout.readline().rstrip(), process.stdout.readline().rstrip()]

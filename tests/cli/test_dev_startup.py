@@ -10,7 +10,6 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,11 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from loopback import clean_env
+from dev_process import start_dev
 
 from penguiflow_otel.cli import main
-
-CONSOLE_SCRIPT = Path(sys.executable).with_name("penguiflow-otel")
 
 # A flow that answers each query with the value of the environment variable it names, read in the
 # server process when the request arrives.
@@ -84,20 +81,8 @@ class Dev:
 @contextmanager
 def dev(project: Path, *args: str, **env: str) -> Iterator[Dev]:
     """Start ``dev --port 0`` and wait for its ``serving ...`` line; kill it if the test did not stop it."""
-    process = subprocess.Popen(
-        [str(CONSOLE_SCRIPT), "dev", "--project-root", str(project), "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(**env),
-    )
+    process, first = start_dev(project, *args, **env)
     try:
-        assert process.stdout is not None
-        first = process.stdout.readline().rstrip()  # blocks until dev serves or exits
-        if not first.startswith("serving "):
-            process.kill()
-            _, err = process.communicate()
-            raise AssertionError(f"dev did not start: {first!r} {err}")
         yield Dev(process, first)
     finally:
         if process.poll() is None:
