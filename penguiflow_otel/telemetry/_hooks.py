@@ -23,6 +23,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, S
 
 from .._message import Message, trace_id_was_minted
 from . import names as n
+from ._attr_sets import AttributeSets
 from ._handles import Attempt, Stamp, TraceHandle, description, error_type_of
 from ._ids import TRACE_ID_SEED, seeding_supported
 from ._instruments import RuntimeInstruments, instruments_for
@@ -67,62 +68,11 @@ class OTelHooks:
         )
         self.flow_attrs = {n.ATTR_FLOW_NAME: self.flow_name}
         self.root_name = n.SPAN_FLOW.format(flow=self.flow_name)
-        self._node_span_names: dict[str, str] = {}
-        self._start_attrs: dict[tuple[str, int], dict[str, Any]] = {}
-        self._node_attrs: dict[tuple[str, str, str | None], dict[str, Any]] = {}
-        self._queue_attrs: dict[str, dict[str, Any]] = {}
-        self._drop_attrs: dict[tuple[str, str], dict[str, Any]] = {}
-        self._trace_attrs: dict[tuple[str, str | None, str | None], dict[str, Any]] = {}
+        self.sets = AttributeSets(self.flow_name)
         self._tenant_on_metrics = self.options.tenant == "spans+metrics"
         self._seeding = seeding_supported(self.tracer)
         self._roots = unsampled_roots(self.tracer) if self._seeding else None
         self._exception_on_span, self._exception_as_log = exception_signal()
-
-    # Pre-bound attribute sets ----------------------------------------------------------------
-
-    def _node_metric_attrs(self, node: str, outcome: str, error_type: str | None) -> dict[str, Any]:
-        key = (node, outcome, error_type)
-        attrs = self._node_attrs.get(key)
-        if attrs is None:
-            attrs = {n.ATTR_FLOW_NAME: self.flow_name, n.ATTR_NODE_NAME: node, n.ATTR_OUTCOME: outcome}
-            if error_type is not None:
-                attrs[n.ATTR_ERROR_TYPE] = error_type
-            self._node_attrs[key] = attrs
-        return attrs
-
-    def _trace_metric_attrs(self, outcome: str, error_type: str | None, tenant: str | None) -> dict[str, Any]:
-        key = (outcome, error_type, tenant)
-        attrs = self._trace_attrs.get(key)
-        if attrs is None:
-            attrs = {n.ATTR_FLOW_NAME: self.flow_name, n.ATTR_OUTCOME: outcome}
-            if error_type is not None:
-                attrs[n.ATTR_ERROR_TYPE] = error_type
-            if tenant is not None:
-                attrs[n.ATTR_TENANT] = tenant
-            if len(self._trace_attrs) < 4 * (n.ERROR_TYPE_CAP + n.TENANT_CAP):
-                self._trace_attrs[key] = attrs
-        return attrs
-
-    def _queue_metric_attrs(self, queue: str) -> dict[str, Any]:
-        attrs = self._queue_attrs.get(queue)
-        if attrs is None:
-            attrs = self._queue_attrs[queue] = {n.ATTR_FLOW_NAME: self.flow_name, n.ATTR_QUEUE_NAME: queue}
-        return attrs
-
-    def _span_start_attrs(self, node: str, attempt: int) -> dict[str, Any]:
-        key = (node, attempt)
-        attrs = self._start_attrs.get(key)
-        if attrs is None:
-            attrs = {n.ATTR_FLOW_NAME: self.flow_name, n.ATTR_NODE_NAME: node, n.ATTR_NODE_ATTEMPT: attempt}
-            if attempt < 16:
-                self._start_attrs[key] = attrs
-        return attrs
-
-    def _node_span_name(self, node: str) -> str:
-        name = self._node_span_names.get(node)
-        if name is None:
-            name = self._node_span_names[node] = n.SPAN_NODE.format(node=node)
-        return name
 
     def _error_type(self, value: str) -> str:
         return self.metrics.error_type(value) if self.metrics is not None else value
@@ -256,7 +206,7 @@ class OTelHooks:
             )
             tenant = metrics.tenant(handle.tenant) if self._tenant_on_metrics and handle.tenant else None
             metrics.trace_duration.record(
-                _perf() - handle.started, self._trace_metric_attrs(outcome, error_type, tenant)
+                _perf() - handle.started, self.sets.trace_metric(outcome, error_type, tenant)
             )
 
     # Items -----------------------------------------------------------------------------------
@@ -286,17 +236,17 @@ class OTelHooks:
             stamp.queued_at = _perf()  # queue wait counts from the moment the item is in the queue
             metrics = self.metrics
             if metrics is not None:
-                metrics.queue_blocked.record(waited_s, self._queue_metric_attrs(stamp.queue))
+                metrics.queue_blocked.record(waited_s, self.sets.queue_metric(stamp.queue))
 
     def dequeued(self, floe: Any, stamp: object) -> None:
         metrics = self.metrics
         if metrics is not None and isinstance(stamp, Stamp):
-            metrics.queue_wait.record(_perf() - stamp.queued_at, self._queue_metric_attrs(floe.name))
+            metrics.queue_wait.record(_perf() - stamp.queued_at, self.sets.queue_metric(floe.name))
 
     def result_fetched(self, floe: object, stamp: object) -> None:
         metrics = self.metrics
         if metrics is not None and isinstance(stamp, Stamp):
-            metrics.queue_wait.record(_perf() - stamp.queued_at, self._queue_metric_attrs(stamp.queue))
+            metrics.queue_wait.record(_perf() - stamp.queued_at, self.sets.queue_metric(stamp.queue))
 
     # Attempts --------------------------------------------------------------------------------
 
@@ -319,13 +269,13 @@ class OTelHooks:
         if isinstance(previous, Attempt) and previous.own_span:
             links = [Link(previous.span.get_span_context(), {n.ATTR_LINK_TYPE: n.LINK_TYPE_RETRY})]
         ctx = trace.set_span_in_context(parent) if parent is not None else otel_context.Context()
-        attrs = self._span_start_attrs(node_name, attempt)
+        attrs = self.sets.span_start(node_name, attempt)
         if stamp_ is not None:
             # The parent is sampled here, so under the parent-based samplers this span records.
             wait = _perf() - stamp_.queued_at
             attrs = {**attrs, n.ATTR_QUEUE_NAME: stamp_.queue, n.ATTR_QUEUE_WAIT_TIME: wait}
         span = tracer.start_span(
-            self._node_span_name(node_name), context=ctx, kind=_INTERNAL, attributes=attrs, links=links
+            self.sets.node_span_name(node_name), context=ctx, kind=_INTERNAL, attributes=attrs, links=links
         )
         if self.flow._redactor is not None and span.is_recording():
             self._captured_item(span, item)
@@ -413,9 +363,9 @@ class OTelHooks:
             self._end(span)
         if metrics is not None:
             metrics.node_duration.record(
-                attempt.invoked_s, self._node_metric_attrs(attempt.node_name, n.OUTCOME_ERROR, error_type)
+                attempt.invoked_s, self.sets.node_metric(attempt.node_name, n.OUTCOME_ERROR, error_type)
             )
-            node_attrs = self._node_metric_attrs(attempt.node_name, "", error_type)
+            node_attrs = self.sets.node_metric(attempt.node_name, "", error_type)
             if retry_delay_s is not None:
                 metrics.node_retries.add(1, _without_outcome(node_attrs))
             if failure_code is not None:
@@ -435,7 +385,7 @@ class OTelHooks:
         if self.metrics is not None:
             invoked = attempt.invoked_s if attempt.invoked_s is not None else _perf() - attempt.started
             self.metrics.node_duration.record(
-                invoked, self._node_metric_attrs(attempt.node_name, n.OUTCOME_CANCELLED, None)
+                invoked, self.sets.node_metric(attempt.node_name, n.OUTCOME_CANCELLED, None)
             )
 
     def routed(self, attempt: object, outcome: str, blocked_s: float) -> None:
@@ -455,7 +405,7 @@ class OTelHooks:
         if self.metrics is not None:
             invoked = attempt.invoked_s if attempt.invoked_s is not None else _perf() - attempt.started
             self.metrics.node_duration.record(
-                invoked, self._node_metric_attrs(attempt.node_name, n.OUTCOME_OK, None)
+                invoked, self.sets.node_metric(attempt.node_name, n.OUTCOME_OK, None)
             )
 
     def failed(
@@ -491,11 +441,11 @@ class OTelHooks:
             if self.metrics is not None:
                 invoked = attempt.invoked_s if attempt.invoked_s is not None else _perf() - attempt.started
                 self.metrics.node_duration.record(
-                    invoked, self._node_metric_attrs(node_name, n.OUTCOME_ERROR, error_type)
+                    invoked, self.sets.node_metric(node_name, n.OUTCOME_ERROR, error_type)
                 )
         if self.metrics is not None:
             self.metrics.node_failures.add(
-                1, _without_outcome(self._node_metric_attrs(node_name, "", error_type))
+                1, _without_outcome(self.sets.node_metric(node_name, "", error_type))
             )
         handle = stamp.handle if isinstance(stamp, Stamp) else None
         if handle is not None:
@@ -521,15 +471,7 @@ class OTelHooks:
         if handle is not None:
             handle.dropped += count
         if self.metrics is not None:
-            key = (node_name, reason)
-            attrs = self._drop_attrs.get(key)
-            if attrs is None:
-                attrs = self._drop_attrs[key] = {
-                    n.ATTR_FLOW_NAME: self.flow_name,
-                    n.ATTR_NODE_NAME: node_name,
-                    n.ATTR_DROP_REASON: reason,
-                }
-            self.metrics.message_dropped.add(count, attrs)
+            self.metrics.message_dropped.add(count, self.sets.drop(node_name, reason))
         if reason == n.DROP_REASON_DEADLINE:
             self._deadline_skip_span(node_name, stamp_)
             if handle is not None:
@@ -543,10 +485,10 @@ class OTelHooks:
             return
         ctx = trace.set_span_in_context(parent) if parent is not None else otel_context.Context()
         span = self.tracer.start_span(
-            self._node_span_name(node_name),
+            self.sets.node_span_name(node_name),
             context=ctx,
             kind=_INTERNAL,
-            attributes=self._span_start_attrs(node_name, 0),
+            attributes=self.sets.span_start(node_name, 0),
         )
         if span.is_recording():
             span.set_attribute(n.ATTR_OUTCOME, n.OUTCOME_ERROR)
