@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.trace import Link, SpanContext, TraceFlags, TracerProvider
+from opentelemetry.trace import TracerProvider
 
 from .._clock import Clock
 from .._registry import ModelRegistry
@@ -25,7 +25,7 @@ from ..telemetry._resolve import Providers, resolve_providers
 from ._actions import PlannerAction, response_format
 from ._catalog import NodeSpec, ToolPolicy, build_catalog, check_catalog
 from ._clamp import ObservationGuardrailConfig
-from ._config import PlannerConfig
+from ._config import PlannerConfig, build_client, clock_functions, require_positive
 from ._errors import InvalidLLMOutputError, PauseTokenError
 from ._events import EventCallback, EventEmitter
 from ._memory import (
@@ -40,53 +40,13 @@ from ._pause import RECORD_VERSION, InMemoryPlannerStateStore, PlannerStateStore
 from ._repair import decide
 from ._results import PlannerFinish, PlannerPause
 from ._run import Finish, Pause, PlannerRun, json_safe_entries
-from ._telemetry import AgentInfo, RunTelemetry, capture_enabled, content_json, span_ids
+from ._telemetry import AgentInfo, RunTelemetry, capture_enabled, content_json, resume_links, span_ids
 from ._trajectory import Trajectory, new_llm_record
 
 __all__ = ["ReactPlanner"]
 
 LOGGER = logging.getLogger("penguiflow_otel.planner")
 _AGENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-def _build_client(llm: str | Mapping[str, Any], **options: Any) -> JSONLLMClient:
-    from ..llm._openai_compat import OpenAICompatibleClient
-
-    if isinstance(llm, str):
-        return OpenAICompatibleClient(llm, **options)
-    config = dict(llm)
-    unknown = set(config) - {"model", "base_url", "api_base", "api_key", "headers", "provider_name"}
-    if unknown:
-        raise ValueError(
-            f"unknown llm settings {sorted(unknown)}; use model, base_url, api_key, headers, provider_name"
-        )
-    return OpenAICompatibleClient(
-        config.get("model"),
-        base_url=config.get("base_url") or config.get("api_base"),
-        api_key=config.get("api_key"),
-        headers=config.get("headers"),
-        provider_name=config.get("provider_name") or "openai",
-        **options,
-    )
-
-
-def _clock_functions(
-    time_source: Clock | Callable[[], float] | None,
-) -> tuple[Callable[[], float], Callable[[], float]]:
-    if time_source is None:
-        return time.monotonic, time.time
-    if hasattr(time_source, "monotonic") and hasattr(time_source, "time"):
-        return time_source.monotonic, time_source.time
-    if callable(time_source):
-        return time_source, time.time
-    raise TypeError("time_source must be a Clock or a zero-argument callable")
-
-
-def _positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
-    if value is None and allow_none:
-        return
-    if value is None or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
 
 
 class ReactPlanner:
@@ -146,13 +106,13 @@ class ReactPlanner:
             ("absolute_max_parallel", absolute_max_parallel),
             ("max_parallel", max_parallel),
         ):
-            _positive(label, value, allow_none=False)
+            require_positive(label, value, allow_none=False)
         for label, optional in (
             ("deadline_s", deadline_s),
             ("tool_timeout_s", tool_timeout_s),
             ("pause_ttl_s", pause_ttl_s),
         ):
-            _positive(label, optional)
+            require_positive(label, optional)
         if hop_budget is not None and hop_budget < 0:
             raise ValueError(f"hop_budget must be >= 0, got {hop_budget!r}")
         if catalog is not None:
@@ -166,7 +126,7 @@ class ReactPlanner:
         if llm_client is None:
             if llm is None:
                 raise ValueError("ReactPlanner needs llm= (a model string or settings dict) or llm_client=")
-            llm_client = _build_client(
+            llm_client = build_client(
                 llm,
                 temperature=temperature,
                 timeout_s=llm_timeout_s,
@@ -177,7 +137,7 @@ class ReactPlanner:
         else:
             used_temperature = None
         memory, memory_config = self._memory(short_term_memory)
-        monotonic, wall = _clock_functions(time_source)
+        monotonic, wall = clock_functions(time_source)
         self._providers = (tracer_provider, meter_provider)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._config = PlannerConfig(
@@ -448,7 +408,7 @@ class ReactPlanner:
         emitter = EventEmitter(
             callbacks, run_id=trajectory.run_id, session_id=trajectory.session_id, capture_content=capture
         )
-        links = _resume_links(record)
+        links = resume_links(record)
         agent_span = telemetry.start_span(
             n.SPAN_INVOKE_AGENT.format(planner=self.name),
             n.GEN_AI_OPERATION_INVOKE_AGENT,
@@ -633,19 +593,3 @@ def _add_segment(run: PlannerRun, started_at: float, outcome: str) -> None:
             "outcome": outcome,
         }
     )
-
-
-def _resume_links(record: Mapping[str, Any] | None) -> list[Link]:
-    paused = record.get("paused_span") if record is not None else None
-    if not isinstance(paused, Mapping):
-        return []
-    try:
-        context = SpanContext(
-            trace_id=int(paused["trace_id"], 16),
-            span_id=int(paused["span_id"], 16),
-            is_remote=True,
-            trace_flags=TraceFlags(int(paused.get("trace_flags", 0))),
-        )
-    except (KeyError, TypeError, ValueError):
-        return []
-    return [Link(context, {n.ATTR_LINK_TYPE: n.LINK_TYPE_RESUME})]

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider, UpDownCounter
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags, Tracer
 
 from .._dispatch import exception_text
 from .._version import __version__
@@ -34,6 +34,7 @@ __all__ = [
     "RunTelemetry",
     "capture_enabled",
     "record_exception",
+    "resume_links",
     "span_ids",
 ]
 
@@ -307,3 +308,20 @@ class RunTelemetry:
         """Set a content attribute, only when capture is on."""
         if self.capture and span.is_recording():
             span.set_attribute(key, truncate_content(value))
+
+
+def resume_links(record: Mapping[str, Any] | None) -> list[Link]:
+    """The ``resume`` link to the paused run's agent span, from a pause record (none if absent or invalid)."""
+    paused = record.get("paused_span") if record is not None else None
+    if not isinstance(paused, Mapping):
+        return []
+    try:
+        context = SpanContext(
+            trace_id=int(paused["trace_id"], 16),
+            span_id=int(paused["span_id"], 16),
+            is_remote=True,
+            trace_flags=TraceFlags(int(paused.get("trace_flags", 0))),
+        )
+    except (KeyError, TypeError, ValueError):
+        return []
+    return [Link(context, {n.ATTR_LINK_TYPE: n.LINK_TYPE_RESUME})]
