@@ -293,7 +293,7 @@ def _end_chat(
         (n.GEN_AI_TOKEN_TYPE_OUTPUT, usage.output_tokens),
     ):
         if count is not None:
-            run.telemetry.record("token_usage", count, {**attrs, n.ATTR_GEN_AI_TOKEN_TYPE: token_type})
+            run.telemetry.record_tokens(token_type, count, attrs)
     run.emit(
         "llm_call_end",
         span=span,

@@ -174,6 +174,14 @@ class PlannerInstruments:
         self._seen_lock = threading.Lock()
         self.client_duration = _histogram(meter, n.METRIC_GEN_AI_CLIENT_OPERATION_DURATION)
         self.token_usage = _histogram(meter, n.METRIC_GEN_AI_CLIENT_TOKEN_USAGE)
+        self.inference_usage: dict[str, Counter] | None = None
+        if genai_latest_opted_in():
+            input_spec = n.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS
+            output_spec = n.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS
+            self.inference_usage = {
+                n.GEN_AI_TOKEN_TYPE_INPUT: _counter(meter, input_spec),
+                n.GEN_AI_TOKEN_TYPE_OUTPUT: _counter(meter, output_spec),
+            }
         self.time_to_first_chunk = _histogram(meter, n.METRIC_GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK)
         self.agent_duration = _histogram(meter, n.METRIC_GEN_AI_INVOKE_AGENT_DURATION)
         self.tool_duration = _histogram(meter, n.METRIC_GEN_AI_EXECUTE_TOOL_DURATION)
@@ -213,6 +221,15 @@ class PlannerInstruments:
         runtime_instruments_for(provider).telemetry_errors.add(
             1, {n.ATTR_ERROR_TYPE: n.ERROR_TYPE_CARDINALITY_OVERFLOW}
         )
+
+
+def genai_latest_opted_in() -> bool:
+    """Whether ``OTEL_SEMCONV_STABILITY_OPT_IN`` lists ``gen_ai_latest_experimental``.
+
+    Read when a meter provider's planner instruments are created.
+    """
+    values = os.environ.get(n.SEMCONV_OPT_IN_ENV, "")
+    return n.SEMCONV_OPT_IN_GENAI_LATEST in {value.strip().lower() for value in values.split(",")}
 
 
 def _histogram(meter: Meter, spec: n.MetricSpec) -> Histogram:
@@ -257,6 +274,20 @@ class RunTelemetry:
         meter_provider = providers.meter_provider
         self.instruments = instruments_for(meter_provider) if meter_provider is not None else None
         self._failed: set[type[BaseException]] = set()
+
+    def record_tokens(self, token_type: str, count: int, attributes: Mapping[str, Any]) -> None:
+        """One call's tokens of ``token_type``: ``gen_ai.client.token.usage``, plus the opted-in counters."""
+        self.record("token_usage", count, {**attributes, n.ATTR_GEN_AI_TOKEN_TYPE: token_type})
+        instruments = self.instruments
+        if instruments is None or instruments.inference_usage is None:
+            return
+        try:
+            modality = {**attributes, n.ATTR_GEN_AI_TOKEN_MODALITY: n.GEN_AI_TOKEN_MODALITY_TEXT}
+            modality.pop(n.ATTR_ERROR_TYPE, None)
+            counter = instruments.inference_usage[token_type]
+            counter.add(count, instruments.bounded("inference_usage", modality))
+        except Exception as exc:
+            self._log_failure(exc)
 
     def record(self, instrument_name: str, value: float, attributes: Mapping[str, Any]) -> None:
         """Record one metric point; a failing SDK is logged once per error type and ignored."""

@@ -242,6 +242,9 @@ ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.inpu
 ATTR_GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
 """Which tokens a ``gen_ai.client.token.usage`` point counts: a ``GEN_AI_TOKEN_TYPE_*`` value."""
 
+ATTR_GEN_AI_TOKEN_MODALITY: Final = "gen_ai.token.modality"
+"""The modality of the tokens a ``gen_ai.client.inference.usage.*`` point counts."""
+
 ATTR_GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
 """The tool's catalog name; never a name the LLM made up."""
 
@@ -500,6 +503,15 @@ GEN_AI_TOKEN_TYPE_INPUT: Final = "input"
 
 GEN_AI_TOKEN_TYPE_OUTPUT: Final = "output"
 """``gen_ai.token.type`` of output (completion) tokens."""
+
+GEN_AI_TOKEN_MODALITY_TEXT: Final = "text"
+"""``gen_ai.token.modality`` of the planner's calls: it sends and reads text only."""
+
+SEMCONV_OPT_IN_ENV: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
+"""Comma-separated opt-ins to newer semantic conventions (semconv transition plan)."""
+
+SEMCONV_OPT_IN_GENAI_LATEST: Final = "gen_ai_latest_experimental"
+"""The opt-in that adds the ``gen_ai.client.inference.usage.*`` token counters (planner.md section 7.3)."""
 
 # Cardinality caps (telemetry.md section 9.4)
 
@@ -928,6 +940,50 @@ METRIC_GEN_AI_CLIENT_TOKEN_USAGE: Final = MetricSpec(
 )
 """Two points per call whose usage is known (input and output); the unit adds no suffix."""
 
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS: Final = MetricSpec(
+    name="gen_ai.client.inference.usage.input_tokens",
+    instrument="counter",
+    unit="{token}",
+    description="Input (prompt) tokens used by LLM calls, cached tokens included.",
+    attributes=(
+        MetricAttribute(ATTR_GEN_AI_OPERATION_NAME),
+        MetricAttribute(ATTR_GEN_AI_PROVIDER_NAME),
+        MetricAttribute(ATTR_GEN_AI_TOKEN_MODALITY),
+        MetricAttribute(ATTR_GEN_AI_REQUEST_MODEL, optional=True),
+        MetricAttribute(ATTR_GEN_AI_RESPONSE_MODEL, optional=True),
+        MetricAttribute(ATTR_SERVER_ADDRESS, optional=True),
+        MetricAttribute(ATTR_SERVER_PORT, optional=True),
+    ),
+    buckets=None,
+    prometheus="gen_ai_client_inference_usage_input_tokens_total",
+    samples=("gen_ai_client_inference_usage_input_tokens_total",),
+)
+"""Only under ``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``,
+beside ``gen_ai.client.token.usage``.
+"""
+
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS: Final = MetricSpec(
+    name="gen_ai.client.inference.usage.output_tokens",
+    instrument="counter",
+    unit="{token}",
+    description="Output (completion) tokens used by LLM calls, reasoning tokens included.",
+    attributes=(
+        MetricAttribute(ATTR_GEN_AI_OPERATION_NAME),
+        MetricAttribute(ATTR_GEN_AI_PROVIDER_NAME),
+        MetricAttribute(ATTR_GEN_AI_TOKEN_MODALITY),
+        MetricAttribute(ATTR_GEN_AI_REQUEST_MODEL, optional=True),
+        MetricAttribute(ATTR_GEN_AI_RESPONSE_MODEL, optional=True),
+        MetricAttribute(ATTR_SERVER_ADDRESS, optional=True),
+        MetricAttribute(ATTR_SERVER_PORT, optional=True),
+    ),
+    buckets=None,
+    prometheus="gen_ai_client_inference_usage_output_tokens_total",
+    samples=("gen_ai_client_inference_usage_output_tokens_total",),
+)
+"""Only under ``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``,
+beside ``gen_ai.client.token.usage``.
+"""
+
 METRIC_GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK: Final = MetricSpec(
     name="gen_ai.client.operation.time_to_first_chunk",
     instrument="histogram",
@@ -1084,6 +1140,8 @@ RUNTIME_METRICS: Final = (
 PLANNER_METRICS: Final = (
     METRIC_GEN_AI_CLIENT_OPERATION_DURATION,
     METRIC_GEN_AI_CLIENT_TOKEN_USAGE,
+    METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS,
+    METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS,
     METRIC_GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK,
     METRIC_GEN_AI_INVOKE_AGENT_DURATION,
     METRIC_GEN_AI_EXECUTE_TOOL_DURATION,

@@ -267,3 +267,35 @@ async def test_a_run_without_telemetry_configured_works() -> None:
     """Outside capture_telemetry and with no global provider, spans and metrics are no-ops."""
     result = await run()
     assert result.reason == "answer_complete"
+
+
+async def test_inference_token_counters_are_absent_without_the_semconv_opt_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """By default only ``gen_ai.client.token.usage`` reports tokens; the newer counters are not created."""
+    monkeypatch.delenv(names.SEMCONV_OPT_IN_ENV, raising=False)
+    with capture_telemetry() as telemetry:
+        await run()
+        text = telemetry.prometheus_text()
+    assert f"# TYPE {names.METRIC_GEN_AI_CLIENT_TOKEN_USAGE.prometheus} " in text
+    assert "gen_ai_client_inference" not in text
+
+
+async def test_inference_token_counters_count_the_same_tokens_under_the_semconv_opt_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``gen_ai_latest_experimental`` listed, input and output counters add what token.usage records."""
+    monkeypatch.setenv(names.SEMCONV_OPT_IN_ENV, f"http, {names.SEMCONV_OPT_IN_GENAI_LATEST}")
+    with capture_telemetry() as telemetry:
+        await run()
+        tokens = telemetry.series("gen_ai_client_token_usage_sum")
+        inputs = telemetry.series(names.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS.samples[0])
+        outputs = telemetry.series(names.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS.samples[0])
+    by_type = {labels["gen_ai_token_type"]: value for labels, value in tokens}
+    assert by_type == {"input": 300.0, "output": 60.0}
+    assert sum(value for _, value in inputs) == by_type["input"]
+    assert sum(value for _, value in outputs) == by_type["output"]
+    for labels, _ in inputs + outputs:
+        assert labels["gen_ai_token_modality"] == names.GEN_AI_TOKEN_MODALITY_TEXT
+        assert labels["gen_ai_operation_name"] == "chat"
+        assert "gen_ai_token_type" not in labels
