@@ -30,7 +30,7 @@ from ._instruments import RuntimeInstruments, instruments_for
 from ._options import current_options
 from ._sampling import unsampled_roots
 from ._span_content import captured, exception_signal, record_exception
-from ._w3c import otel_trace_id, parse_traceparent
+from ._w3c import TraceParent, otel_trace_id, parse_traceparent
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -89,7 +89,7 @@ class OTelHooks:
 
     # Traces ----------------------------------------------------------------------------------
 
-    def trace_started(self, flow: object, item: object, producer: object) -> TraceHandle | None:
+    def trace_started(self, flow: object, item: object, producer: object) -> TraceHandle:
         tracer = self.tracer
         if tracer is None:  # metrics only: the handle still times the trace and tallies its drops
             return self._untraced_handle(item)
@@ -105,12 +105,9 @@ class OTelHooks:
             is_random = trace_id_was_minted(item)
             raw = item.headers.traceparent
             if raw is not None:
-                parsed = parse_traceparent(raw)
-                if parsed is None:
-                    invalid = True
-                    if self.metrics is not None:
-                        self.metrics.propagation_invalid.add(1, self.flow_attrs)
-                elif int(parsed.trace_id, 16) == wanted:
+                parsed = self._parse_traceparent(raw)
+                invalid = parsed is None
+                if parsed is not None and int(parsed.trace_id, 16) == wanted:
                     remote = SpanContext(
                         wanted,
                         int(parsed.parent_id, 16),
@@ -155,10 +152,16 @@ class OTelHooks:
         """A trace's handle when no tracer is resolved: no span, but duration, outcome and drops."""
         if not isinstance(item, Message):
             return TraceHandle(trace.INVALID_SPAN, None)
-        raw = item.headers.traceparent
-        if raw is not None and self.metrics is not None and parse_traceparent(raw) is None:
-            self.metrics.propagation_invalid.add(1, self.flow_attrs)
+        if item.headers.traceparent is not None:
+            self._parse_traceparent(item.headers.traceparent)
         return TraceHandle(trace.INVALID_SPAN, item.headers.tenant)
+
+    def _parse_traceparent(self, raw: str) -> TraceParent | None:
+        """The inbound ``traceparent``; a malformed one counts in ``propagation.invalid``."""
+        parsed = parse_traceparent(raw)
+        if parsed is None and self.metrics is not None:
+            self.metrics.propagation_invalid.add(1, self.flow_attrs)
+        return parsed
 
     def _root_attrs(self, item: object, trace_id: str, mapped: bool, invalid: bool) -> dict[str, Any]:
         """The root span's start attributes (section 5.2)."""
