@@ -940,49 +940,43 @@ METRIC_GEN_AI_CLIENT_TOKEN_USAGE: Final = MetricSpec(
 )
 """Two points per call whose usage is known (input and output); the unit adds no suffix."""
 
-METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS: Final = MetricSpec(
-    name="gen_ai.client.inference.usage.input_tokens",
-    instrument="counter",
-    unit="{token}",
-    description="Input (prompt) tokens used by LLM calls, cached tokens included.",
-    attributes=(
-        MetricAttribute(ATTR_GEN_AI_OPERATION_NAME),
-        MetricAttribute(ATTR_GEN_AI_PROVIDER_NAME),
-        MetricAttribute(ATTR_GEN_AI_TOKEN_MODALITY),
-        MetricAttribute(ATTR_GEN_AI_REQUEST_MODEL, optional=True),
-        MetricAttribute(ATTR_GEN_AI_RESPONSE_MODEL, optional=True),
-        MetricAttribute(ATTR_SERVER_ADDRESS, optional=True),
-        MetricAttribute(ATTR_SERVER_PORT, optional=True),
-    ),
-    buckets=None,
-    prometheus="gen_ai_client_inference_usage_input_tokens_total",
-    samples=("gen_ai_client_inference_usage_input_tokens_total",),
-)
-"""Only under ``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``,
-beside ``gen_ai.client.token.usage``.
-"""
 
-METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS: Final = MetricSpec(
-    name="gen_ai.client.inference.usage.output_tokens",
-    instrument="counter",
-    unit="{token}",
-    description="Output (completion) tokens used by LLM calls, reasoning tokens included.",
-    attributes=(
-        MetricAttribute(ATTR_GEN_AI_OPERATION_NAME),
-        MetricAttribute(ATTR_GEN_AI_PROVIDER_NAME),
-        MetricAttribute(ATTR_GEN_AI_TOKEN_MODALITY),
-        MetricAttribute(ATTR_GEN_AI_REQUEST_MODEL, optional=True),
-        MetricAttribute(ATTR_GEN_AI_RESPONSE_MODEL, optional=True),
-        MetricAttribute(ATTR_SERVER_ADDRESS, optional=True),
-        MetricAttribute(ATTR_SERVER_PORT, optional=True),
-    ),
-    buckets=None,
-    prometheus="gen_ai_client_inference_usage_output_tokens_total",
-    samples=("gen_ai_client_inference_usage_output_tokens_total",),
+def _inference_usage(kind: str, description: str) -> MetricSpec:
+    """``gen_ai.client.inference.usage.{kind}_tokens``, a semconv-genai token counter (planner.md 7.3).
+
+    Only under ``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``, beside
+    ``gen_ai.client.token.usage``.
+    """
+    prometheus = f"gen_ai_client_inference_usage_{kind}_tokens_total"
+    return MetricSpec(
+        name=f"gen_ai.client.inference.usage.{kind}_tokens",
+        instrument="counter",
+        unit="{token}",
+        description=description,
+        attributes=(
+            MetricAttribute(ATTR_GEN_AI_OPERATION_NAME),
+            MetricAttribute(ATTR_GEN_AI_PROVIDER_NAME),
+            MetricAttribute(ATTR_GEN_AI_TOKEN_MODALITY),
+            MetricAttribute(ATTR_GEN_AI_REQUEST_MODEL, optional=True),
+            MetricAttribute(ATTR_GEN_AI_RESPONSE_MODEL, optional=True),
+            MetricAttribute(ATTR_SERVER_ADDRESS, optional=True),
+            MetricAttribute(ATTR_SERVER_PORT, optional=True),
+        ),
+        buckets=None,
+        prometheus=prometheus,
+        samples=(prometheus,),
+    )
+
+
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS: Final = _inference_usage(
+    "input", "Input (prompt) tokens used by LLM calls, cached tokens included."
 )
-"""Only under ``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``,
-beside ``gen_ai.client.token.usage``.
-"""
+"""Input tokens per call, under the opt-in (see ``_inference_usage``)."""
+
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS: Final = _inference_usage(
+    "output", "Output (completion) tokens used by LLM calls, reasoning tokens included."
+)
+"""Output tokens per call, under the opt-in (see ``_inference_usage``)."""
 
 METRIC_GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK: Final = MetricSpec(
     name="gen_ai.client.operation.time_to_first_chunk",
