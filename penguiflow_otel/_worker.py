@@ -209,7 +209,7 @@ async def _attempts(
             except Exception:
                 flow._hook_failed()
         ws.handle = handle
-        token = _enter_attempt(flow, handle) if hooks_on else None
+        token = flow._safe_hook(flow._hooks.enter_attempt, handle) if hooks_on else None
         started = _perf()
         scope: asyncio.Timeout | None = None
         try:
@@ -227,7 +227,7 @@ async def _attempts(
                         result = await call
             finally:
                 if token is not None:
-                    _exit_attempt(flow, token)
+                    flow._safe_hook(flow._hooks.exit_attempt, token)
         except Exception as exc:
             if ws.cancel_requested and _absorb_trace_cancel(flow, ws):
                 await _trace_cancelled(flow, rt, ws)  # user code swallowed the trace cancel, then raised
@@ -280,22 +280,6 @@ async def _attempts(
         ws.phase = ROUTE
         await _route_and_succeed(flow, rt, ws, item, record, result, handle, attempt, started)
         return
-
-
-def _enter_attempt(flow: PenguiFlow, handle: object) -> object:
-    """Make the attempt's span current in this task; the token ``_exit_attempt`` takes back."""
-    try:
-        return flow._hooks.enter_attempt(handle)
-    except Exception:
-        flow._hook_failed()
-        return None
-
-
-def _exit_attempt(flow: PenguiFlow, token: object) -> None:
-    try:
-        flow._hooks.exit_attempt(token)
-    except Exception:
-        flow._hook_failed()
 
 
 def _plain_route(flow: PenguiFlow, result: object) -> bool:
